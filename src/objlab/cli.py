@@ -1,0 +1,107 @@
+"""The ``objlab`` command line. Thin by design: each command parses its arguments and calls the
+library function that the tests also call; user errors are printed without a traceback."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import warnings
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from objlab.errors import ObjlabError
+
+app = typer.Typer(help="How does the fine-tuning objective change what fine-tuning does to a model's safety?", no_args_is_help=True)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def user_errors(command):
+    """Print objlab's own errors (bad config, data, state) as messages, exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except ObjlabError as error:
+            err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@app.callback()
+def main(
+    plugin: Annotated[
+        Optional[list[str]], typer.Option(help="Import a module that registers objectives, attacks or tasks.")
+    ] = None,
+) -> None:
+    warnings.filterwarnings("ignore", category=FutureWarning)  # library deprecation chatter, not the user's concern
+    for module in plugin or []:
+        importlib.import_module(module)
+
+
+@app.command()
+@user_errors
+def init(path: Annotated[Path, typer.Argument(help="Where to write the example config.")] = Path("objlab.yaml")) -> None:
+    """Write a commented example experiment config."""
+    if path.exists():
+        raise ObjlabError(f"{path} already exists; choose another path")
+    path.write_text(resources.files("objlab.templates").joinpath("example.yaml").read_text())
+    console.print(f"wrote {path}")
+
+
+@app.command()
+def objectives() -> None:
+    """List the registered objectives with a one-line description each."""
+    from objlab.objectives import registry
+
+    table = Table("name", "description", "reference", "data")
+    for name in registry.names():
+        cls = registry.get(name)
+        data = "prompt, chosen, rejected" if cls.needs_preference else "prompt, response"
+        table.add_row(name, cls.description, cls.reference or "-", data)
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def train(
+    config: Annotated[Path, typer.Argument(help="Experiment config YAML.")],
+    objective: Annotated[str, typer.Option(help="Objective name (see `objlab objectives`).")],
+    budget: Annotated[list[int], typer.Option(help="Token budget; repeat for snapshots at several budgets.")],
+    out: Annotated[Path, typer.Option(help="Output directory.")],
+    seed: Annotated[int, typer.Option(help="Seed (data order, LoRA init, dropout).")] = 0,
+) -> None:
+    """Fine-tune one LoRA adapter at an exact token budget (resumes if OUT holds a checkpoint).
+
+    With one --budget the adapter is written to OUT; with several, one run to the largest
+    writes OUT/budget-<B>/ for each (bit-identical to separate runs).
+    """
+    from objlab.config import load_config
+    from objlab.objectives import registry
+    from objlab.progress import Board
+    from objlab.train.loop import TrainRequest
+    from objlab.train.loop import train as run_training
+
+    experiment = load_config(config)
+    if objective not in registry.names():
+        raise ObjlabError(f"--objective: unknown objective {objective!r} (known: {', '.join(registry.names())})")
+    budgets = sorted(set(budget))
+    outputs = {budgets[0]: out} if len(budgets) == 1 else {b: out / f"budget-{b}" for b in budgets}
+    with Board() as board:
+        manifests = run_training(TrainRequest(experiment, objective, seed, outputs, out), board=board)
+    for value, manifest in manifests.items():
+        console.print(
+            f"{objective} budget {value:,}: {manifest['budget_tokens']:,} task tokens, "
+            f"{manifest['compute_tokens']:,} compute tokens, {manifest['steps']} steps -> {outputs[value]}"
+        )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,117 @@
+"""Task adapters: turn validated rows of a task's data into ``Example`` records.
+
+A task adapter knows one data format. ``gsm8k`` reads GSM8K's ``question``/``answer`` rows
+(the answer ends with ``#### n``); ``instruction`` reads any prompt/response pair of columns.
+Adding a format is one function registered with ``@task_adapter``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from objlab.config import DataSettings
+from objlab.data.loaders import LoadedRows, raise_row_errors, read_rows, require_text_fields, row_id
+from objlab.data.records import Example, RowError
+from objlab.errors import ConfigError
+
+TaskAdapter = Callable[[LoadedRows, DataSettings], list[Example]]
+_ADAPTERS: dict[str, TaskAdapter] = {}
+
+GSM8K_FINAL = re.compile(r"####\s*(.+?)\s*$", re.DOTALL)
+
+
+def task_adapter(name: str) -> Callable[[TaskAdapter], TaskAdapter]:
+    def register(function: TaskAdapter) -> TaskAdapter:
+        _ADAPTERS[name] = function
+        return function
+
+    return register
+
+
+def task_names() -> list[str]:
+    return sorted(_ADAPTERS)
+
+
+def normalize_number(text: str) -> str | None:
+    """A numeric answer in canonical form ("1,234.50" -> "1234.5"), or None if not a number."""
+    cleaned = text.strip().replace(",", "").replace("$", "").rstrip(".")
+    try:
+        value = float(cleaned)
+    except ValueError:
+        return None
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def gsm8k_final_answer(answer: str) -> str | None:
+    """The ``#### n`` number at the end of a GSM8K solution, normalised; None when absent."""
+    match = GSM8K_FINAL.search(answer)
+    return normalize_number(match.group(1)) if match else None
+
+
+def _rejected_column(row: dict, settings: DataSettings) -> str | None:
+    if settings.rejected.strategy != "column":
+        return None
+    return row[settings.rejected.column]
+
+
+@task_adapter("gsm8k")
+def gsm8k_examples(loaded: LoadedRows, settings: DataSettings) -> list[Example]:
+    """GSM8K rows: ``question`` is the prompt, ``answer`` the worked solution ending ``#### n``."""
+    fields = ["question", "answer"] + ([settings.rejected.column] if settings.rejected.strategy == "column" else [])
+    require_text_fields(loaded, fields)
+    errors, examples = [], []
+    for row, line in zip(loaded.rows, loaded.lines):
+        final = gsm8k_final_answer(row["answer"])
+        if final is None:
+            errors.append(RowError(loaded.source, line, "field 'answer' must end with '#### <number>'"))
+            continue
+        examples.append(
+            Example(
+                id=row_id(loaded, line),
+                prompt=row["question"].strip(),
+                response=row["answer"].strip(),
+                rejected=_rejected_column(row, settings),
+                answer=final,
+                source=loaded.source,
+            )
+        )
+    raise_row_errors(errors, loaded.source)
+    return examples
+
+
+@task_adapter("instruction")
+def instruction_examples(loaded: LoadedRows, settings: DataSettings) -> list[Example]:
+    """Any instruction data: ``prompt_field`` and ``response_field`` name the columns
+    (defaults ``prompt`` and ``response``)."""
+    prompt_field = settings.prompt_field or "prompt"
+    response_field = settings.response_field or "response"
+    fields = [prompt_field, response_field]
+    if settings.rejected.strategy == "column":
+        fields.append(settings.rejected.column)
+    require_text_fields(loaded, fields)
+    return [
+        Example(
+            id=row_id(loaded, line),
+            prompt=row[prompt_field].strip(),
+            response=row[response_field].strip(),
+            rejected=_rejected_column(row, settings),
+            source=loaded.source,
+        )
+        for row, line in zip(loaded.rows, loaded.lines)
+    ]
+
+
+def load_examples(settings: DataSettings) -> list[Example]:
+    """Read, validate and adapt the configured task data; ``limit`` keeps the first rows."""
+    if settings.task not in _ADAPTERS:
+        raise ConfigError(f"data.task: unknown task {settings.task!r} (known: {', '.join(task_names())})")
+    loaded = read_rows(settings.source, hf_config=settings.hf_config, split=settings.split)
+    if settings.limit is not None:
+        loaded = LoadedRows(loaded.source, loaded.rows[: settings.limit], loaded.lines[: settings.limit])
+    examples = _ADAPTERS[settings.task](loaded, settings)
+    if not examples:
+        raise ConfigError(f"data.source: {settings.source} holds no examples")
+    return examples

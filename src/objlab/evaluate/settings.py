@@ -1,0 +1,126 @@
+"""The ``eval:`` section of the experiment config: which axes to measure and how.
+
+Kept beside the evaluation code it configures; ``objlab.config`` embeds it in the experiment
+schema. Like every config section, unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_ATTACKS = ["none", "dan", "refusal_suppression", "roleplay", "wikipedia", "translation"]
+DEFAULT_TRAITS = ["machiavellianism", "narcissism", "psychopathy"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GenerationSettings(_Strict):
+    """Decoding for every generated answer. Greedy by default so evaluations are reproducible."""
+
+    backend: Literal["auto", "hf", "hf-static", "vllm"] = "auto"
+    max_new_tokens: int = Field(default=256, gt=0)
+    batch_size: int | Literal["auto"] = "auto"
+    temperature: float = Field(default=0.0, ge=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+
+
+class CapabilityTask(_Strict):
+    """One capability benchmark: GSM8K-format numeric answers, multiple choice, or rubric-judged."""
+
+    kind: Literal["gsm8k", "multiple_choice", "rubric"]
+    source: str
+    name: str | None = None
+    limit: int | None = Field(default=None, gt=0)
+    fewshot: int = Field(default=0, ge=0)
+    fewshot_source: str | None = None
+    max_new_tokens: int | None = Field(default=None, gt=0)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.kind
+
+
+class TranslatorSettings(_Strict):
+    """Translator for the low-resource-language attack: an OpenAI-compatible endpoint or a local HF model."""
+
+    kind: Literal["openai", "hf"]
+    model: str
+    language: str = "Zulu"
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+
+
+class JailbreakSettings(_Strict):
+    """Forbidden prompts (StrongREJECT CSV: category, source, forbidden_prompt) x attacks."""
+
+    prompts: str
+    attacks: list[str] = Field(default_factory=lambda: list(DEFAULT_ATTACKS))
+    attacks_dir: str | None = Field(default=None, description="Extra attack templates (YAML files).")
+    limit: int | None = Field(default=None, gt=0)
+    translator: TranslatorSettings | None = None
+    scorer: Literal["auto", "judge", "classifier"] = "auto"
+    max_new_tokens: int | None = Field(default=None, gt=0)
+
+
+class PersonaSettings(_Strict):
+    """Anthropic persona evaluations: trait name -> JSONL file (``dir`` + default traits also works)."""
+
+    dir: str | None = None
+    traits: dict[str, str] = Field(default_factory=dict)
+    limit: int | None = Field(default=None, gt=0)
+
+    def trait_files(self) -> dict[str, str]:
+        """Trait -> file; with ``dir`` the default Dark Triad traits are looked up there."""
+        files = dict(self.traits)
+        if self.dir and not files:
+            files = {trait: f"{self.dir.rstrip('/')}/{trait}.jsonl" for trait in DEFAULT_TRAITS}
+        return files
+
+
+class JudgeSettings(_Strict):
+    """The judge model for rubric scoring: none (offline classifier), an endpoint, or a local model.
+
+    The API key is read from the environment variable named by ``api_key_env`` and is never
+    written to any file or log.
+    """
+
+    kind: Literal["none", "openai", "hf"] = "none"
+    model: str | None = None
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    max_concurrency: int = Field(default=8, gt=0)
+    max_retries: int = Field(default=5, ge=0)
+    timeout_s: float = Field(default=60.0, gt=0)
+
+
+class EvalSettings(_Strict):
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    capability: list[CapabilityTask] = Field(default_factory=list)
+    jailbreak: JailbreakSettings | None = None
+    persona: PersonaSettings | None = None
+    judge: JudgeSettings = Field(default_factory=JudgeSettings)
+
+    def resolve_paths(self, resolve: Callable[[str | None], str | None]) -> EvalSettings:
+        """Apply ``resolve`` to every file path in the section (paths relative to the config file)."""
+        capability = [
+            task.model_copy(update={"source": resolve(task.source), "fewshot_source": resolve(task.fewshot_source)})
+            for task in self.capability
+        ]
+        jailbreak = self.jailbreak
+        if jailbreak is not None:
+            jailbreak = jailbreak.model_copy(
+                update={"prompts": resolve(jailbreak.prompts), "attacks_dir": resolve(jailbreak.attacks_dir)}
+            )
+        persona = self.persona
+        if persona is not None:
+            persona = persona.model_copy(
+                update={
+                    "dir": resolve(persona.dir),
+                    "traits": {trait: resolve(path) for trait, path in persona.traits.items()},
+                }
+            )
+        return self.model_copy(update={"capability": capability, "jailbreak": jailbreak, "persona": persona})

@@ -1,0 +1,76 @@
+"""Progress display shared by the grid, training and evaluation.
+
+One ``Board`` (a rich Progress) holds a line per running phase, so the grid's bar and the current
+cell's bar show together. Library functions take an optional board and fall back to a quiet one,
+so tests and library users get no output unless they ask for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class Line:
+    def __init__(self, progress: Progress | None, task_id) -> None:
+        self._progress, self._task = progress, task_id
+
+    def advance(self, amount: float = 1, **fields) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, advance=amount, **fields)
+
+    def set(self, completed: float, **fields) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=completed, **fields)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.remove_task(self._task)
+
+
+class Board:
+    """A live progress display (or a silent one when ``enabled`` is false)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._progress = (
+            Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=Console(file=sys.stderr),
+                transient=False,
+            )
+            if enabled
+            else None
+        )
+
+    def __enter__(self) -> Board:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def line(self, description: str, total: float | None) -> Line:
+        if self._progress is None:
+            return Line(None, None)
+        return Line(self._progress, self._progress.add_task(description, total=total, info=""))
+
+    def log(self, message: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(message)
+
+
+@contextlib.contextmanager
+def board_or_quiet(board: Board | None):
+    """The caller's board, or a silent one for the duration."""
+    yield board if board is not None else Board(enabled=False)

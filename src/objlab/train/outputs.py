@@ -1,0 +1,80 @@
+"""What a finished training cell leaves on disk, written atomically.
+
+An adapter directory holds the adapter in standard peft format (``adapter_config.json``,
+``adapter_model.safetensors``: loadable by ``PeftModel.from_pretrained``), ``train_log.jsonl``
+(one row per optimizer step) and ``manifest.json``. The manifest is written last, inside a
+temporary directory that is then renamed into place: a directory with a manifest is complete,
+one without is debris of a killed run and is replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import shutil
+from pathlib import Path
+
+import torch
+
+MANIFEST = "manifest.json"
+TRAIN_LOG = "train_log.jsonl"
+
+
+def is_complete(directory: Path) -> bool:
+    return (directory / MANIFEST).is_file()
+
+
+def read_manifest(directory: Path) -> dict:
+    return json.loads((directory / MANIFEST).read_text())
+
+
+def write_log(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
+
+
+def read_log(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_adapter_output(directory: Path, model, log_rows: list[dict], manifest: dict) -> None:
+    """Save adapter + log + manifest into ``directory`` atomically (replacing any partial one)."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    partial = directory.parent / f".partial-{directory.name}"
+    shutil.rmtree(partial, ignore_errors=True)
+    # The control tokens' rows are saved by peft's trainable_token_indices; the rest of a
+    # resized embedding matrix is the base model's and is rebuilt when the adapter is loaded.
+    model.save_pretrained(str(partial), save_embedding_layers=False)
+    write_log(partial / TRAIN_LOG, log_rows)
+    (partial / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
+    if directory.exists():
+        shutil.rmtree(directory)
+    os.replace(partial, directory)
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """Peak accelerator memory on GPU; peak resident memory of the process on CPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def environment() -> dict:
+    import peft
+    import transformers
+
+    import objlab
+
+    return {
+        "objlab": objlab.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }

@@ -1,0 +1,85 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from objlab.config import load_config, parse_config
+from objlab.errors import ConfigError
+
+MINIMAL = {"model": {"name_or_path": "some/model"}, "data": {"source": "train.jsonl"}}
+
+
+def test_defaults_are_the_studys():
+    config = parse_config(MINIMAL)
+    assert (config.lora.r, config.lora.alpha, config.lora.dropout) == (16, 32, 0.05)
+    assert config.lora.target_modules == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    assert config.train.schedule == "constant"
+    assert config.objectives == {"sft": {}}
+
+
+def test_missing_field_is_named():
+    with pytest.raises(ConfigError, match=r"model: required field is missing"):
+        parse_config({"data": {"source": "x.jsonl"}}, source="study.yaml")
+
+
+def test_unknown_field_is_named_with_its_path():
+    with pytest.raises(ConfigError, match=r"train\.batchsize: unknown field"):
+        parse_config({**MINIMAL, "train": {"batchsize": 4}})
+
+
+def test_wrong_value_names_field_and_expectation():
+    with pytest.raises(ConfigError, match=r"train\.batch_size: Input should be greater than 0 \(got 0\)"):
+        parse_config({**MINIMAL, "train": {"batch_size": 0}})
+
+
+def test_unknown_objective_lists_known_ones():
+    with pytest.raises(ConfigError, match=r"unknown objective 'rlhf' \(known: sft, dpo, orpo, kl, cft, ip, aware\)"):
+        parse_config({**MINIMAL, "objectives": ["rlhf"]})
+
+
+def test_objective_params_validated():
+    with pytest.raises(ConfigError, match=r"objectives\.dpo: beta: Input should be greater than 0"):
+        parse_config({**MINIMAL, "objectives": {"dpo": {"beta": -1}}})
+    config = parse_config({**MINIMAL, "objectives": [{"name": "orpo", "lambda": 0.2}, "sft"]})
+    assert config.objectives == {"orpo": {"lambda": 0.2}, "sft": {}}
+
+
+def test_budgets_sorted_and_positive():
+    assert parse_config({**MINIMAL, "budgets": [50, 25, 50]}).budgets == [25, 50]
+    with pytest.raises(ConfigError, match="budgets must be positive"):
+        parse_config({**MINIMAL, "budgets": [0]})
+
+
+def test_yaml_error_names_line(tmp_path: Path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  name_or_path: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml:\d+: not valid YAML"):
+        load_config(path)
+
+
+def test_relative_paths_resolve_against_config_file(tmp_path: Path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.jsonl").write_text("")
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({"model": {"name_or_path": "org/hub-model"}, "data": {"source": "data/train.jsonl"}}))
+    config = load_config(path)
+    assert config.data.source == str(tmp_path / "data" / "train.jsonl")
+    assert config.model.name_or_path == "org/hub-model"  # not a local path: a hub id stays
+
+
+def test_example_config_is_valid(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from objlab.cli import app
+
+    target = tmp_path / "objlab.yaml"
+    result = CliRunner().invoke(app, ["init", str(target)])
+    assert result.exit_code == 0, result.output
+    config = parse_config(yaml.safe_load(target.read_text()))
+    assert set(config.objectives) == {"sft", "dpo", "orpo", "kl", "cft", "ip", "aware"}
+    assert config.budgets[0] == 25000 and config.budgets[-1] == 800000
+
+
+def test_fingerprint_changes_with_config():
+    assert parse_config(MINIMAL).fingerprint() == parse_config(MINIMAL).fingerprint()
+    assert parse_config(MINIMAL).fingerprint() != parse_config({**MINIMAL, "seeds": [1]}).fingerprint()
