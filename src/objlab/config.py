@@ -187,8 +187,19 @@ class ExperimentConfig(Strict):
         return dict(self.objectives.get(name, {}))
 
     def fingerprint(self) -> str:
-        """A stable hash of the whole config, used to refuse resuming a run under another config."""
-        return hashlib.sha256(canonical_json(self.model_dump(mode="json")).encode()).hexdigest()[:16]
+        """A stable hash of the whole config."""
+        return _hash(self.model_dump(mode="json"))
+
+    def training_fingerprint(self, objective: str) -> str:
+        """A hash of everything that determines one objective's training trajectory: model,
+        data, LoRA, optimizer and the objective's own parameters -- not the grid axes or the
+        evaluation, so extending a grid never invalidates a half-finished training run."""
+        dumped = self.model_dump(mode="json", include={"model", "data", "lora", "train"})
+        return _hash({**dumped, "objective": objective, "params": self.objective_params(objective)})
+
+
+def _hash(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:16]
 
 
 def canonical_json(value: Any) -> str:

@@ -63,13 +63,13 @@ class TrainRequest:
         return sorted(self.outputs)
 
     def identity(self) -> dict:
-        """What a checkpoint must match to be resumed by this request."""
-        return {
-            "config": self.config.fingerprint(),
-            "objective": self.objective,
-            "seed": self.seed,
-            "budgets": self.budgets,
-        }
+        """What a checkpoint must match to be resumed by this request. Budgets count only when
+        the schedule depends on them: with a constant schedule a run to a larger budget passes
+        through exactly the same states, so a grid extended by a budget resumes its runs."""
+        identity = {"config": self.config.training_fingerprint(self.objective), "objective": self.objective, "seed": self.seed}
+        if not budget_independent(self.config.train.schedule):
+            identity["budgets"] = self.budgets
+        return identity
 
 
 def disable_base_dropout(model) -> None:
@@ -297,6 +297,7 @@ class Trainer:
             "schedule": config.train.schedule,
             "config": config.model_dump(mode="json"),
             "config_fingerprint": config.fingerprint(),
+            "training_fingerprint": config.training_fingerprint(request.objective),
             "model": config.model.name_or_path,
             "model_fingerprint": model_fingerprint(config.model, self.bundle.model),
             "data_source": config.data.source,

@@ -1,0 +1,249 @@
+"""The results store: one DuckDB file per run directory, the single place a grid writes to.
+
+Schema (``SCHEMA_VERSION`` 1):
+
+- ``meta(key, value)``: schema version, the run's config (JSON) and its fingerprint.
+- ``cells(cell_id, kind, objective, seed, budget, mode, adapter_dir, budget_tokens,
+  compute_tokens, train_seconds, eval_seconds, device, train_manifest, eval_manifest,
+  finished_at)``: one row per *finished* cell (``kind`` = ``adapter`` or ``base``; the base
+  model is the cell ``base``). A row exists only once everything else of the cell is stored.
+- ``metrics(cell_id, axis, metric, group, value, n, ci_low, ci_high, method, status, note,
+  p_value, comparison)``: every reported figure with its n and 95% interval.
+- ``items(cell_id, axis, group, item_id, prompt, output, score, verdict, scorer, extra)``:
+  every evaluated item, so each figure can be traced to the items behind it.
+- ``train_log(cell_id, step, examples, budget_tokens, compute_tokens, lr, loss, grad_norm,
+  components)``: one row per optimizer step of the cell's training.
+- ``verdicts(key, verdict, created_at)``: judge verdicts and translations by content hash
+  (``objlab.evaluate.cache.cache_key``), written as they arrive, so a resumed or extended grid
+  never judges the same answer twice.
+
+A cell is recorded in one transaction (its metrics, items, log and finally its ``cells`` row):
+a crash leaves either the whole cell or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from objlab.evaluate.records import ItemRecord, MetricRow
+from objlab.errors import StateError
+
+SCHEMA_VERSION = "1"
+STORE_FILE = "results.duckdb"
+BASE_CELL = "base"
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS cells (
+    cell_id VARCHAR PRIMARY KEY, kind VARCHAR, objective VARCHAR, seed INTEGER, budget BIGINT,
+    mode VARCHAR, adapter_dir VARCHAR, budget_tokens BIGINT, compute_tokens BIGINT,
+    train_seconds DOUBLE, eval_seconds DOUBLE, device VARCHAR,
+    train_manifest JSON, eval_manifest JSON, finished_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS metrics (
+    cell_id VARCHAR, axis VARCHAR, metric VARCHAR, "group" VARCHAR, value DOUBLE, n BIGINT,
+    ci_low DOUBLE, ci_high DOUBLE, method VARCHAR, status VARCHAR, note VARCHAR,
+    p_value DOUBLE, comparison VARCHAR);
+CREATE TABLE IF NOT EXISTS items (
+    cell_id VARCHAR, axis VARCHAR, "group" VARCHAR, item_id VARCHAR, prompt VARCHAR,
+    output VARCHAR, score DOUBLE, verdict VARCHAR, scorer VARCHAR, extra JSON);
+CREATE TABLE IF NOT EXISTS train_log (
+    cell_id VARCHAR, step INTEGER, examples BIGINT, budget_tokens BIGINT, compute_tokens BIGINT,
+    lr DOUBLE, loss DOUBLE, grad_norm DOUBLE, components JSON);
+CREATE TABLE IF NOT EXISTS verdicts (key VARCHAR PRIMARY KEY, verdict JSON, created_at TIMESTAMP);
+"""
+_LOG_FIELDS = ("step", "examples", "budget_tokens", "compute_tokens", "lr", "loss", "grad_norm")
+
+
+def _json(value) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _finite(value):
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+class ResultsStore:
+    """A run's DuckDB file. One process writes (the grid's driver); readers open it read-only."""
+
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        self.path = Path(path)
+        if read_only and not self.path.is_file():
+            raise StateError(f"{self.path}: no results store here (run `objlab run` first)")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = duckdb.connect(str(self.path), read_only=read_only)
+        self._lock = threading.RLock()  # judges call the cache from a thread pool
+        if not read_only:
+            self.db.execute(_TABLES)
+            self._set_default("schema_version", SCHEMA_VERSION)
+        found = self.meta("schema_version")
+        if found != SCHEMA_VERSION:
+            raise StateError(f"{self.path}: results store schema {found}, this objlab reads {SCHEMA_VERSION}")
+
+    @classmethod
+    def in_run_dir(cls, run_dir: Path, read_only: bool = False) -> ResultsStore:
+        return cls(Path(run_dir) / STORE_FILE, read_only=read_only)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self):
+        self.db.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- meta --------------------------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
+
+    def _set_default(self, key: str, value: str) -> None:
+        if self.meta(key) is None:
+            self.set_meta(key, value)
+
+    # -- cells -------------------------------------------------------------------------------
+    def finished_cells(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT cell_id FROM cells").fetchall()}
+
+    def record_cell(
+        self,
+        cell_id: str,
+        *,
+        kind: str,
+        metrics: list[MetricRow],
+        items: list[ItemRecord],
+        eval_manifest: dict,
+        train_manifest: dict | None = None,
+        log_rows: list[dict] = (),
+        objective: str | None = None,
+        seed: int | None = None,
+        budget: int | None = None,
+        adapter_dir: str | None = None,
+        train_seconds: float | None = None,
+        eval_seconds: float | None = None,
+    ) -> None:
+        """Store everything of one cell atomically; the ``cells`` row marks it finished."""
+        train_manifest = train_manifest or {}
+        with self.transaction():
+            for table in ("metrics", "items", "train_log", "cells"):
+                self.db.execute(f"DELETE FROM {table} WHERE cell_id = ?", [cell_id])
+            self._insert_metrics(cell_id, metrics)
+            if items:
+                self.db.executemany(
+                    "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        [cell_id, i.axis, i.group, i.item_id, i.prompt, i.output, _finite(i.score), i.verdict, i.scorer, _json(i.extra)]
+                        for i in items
+                    ],
+                )
+            if log_rows:
+                self.db.executemany(
+                    "INSERT INTO train_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        [cell_id, *(row.get(k) for k in _LOG_FIELDS), _json({k: v for k, v in row.items() if k not in _LOG_FIELDS})]
+                        for row in log_rows
+                    ],
+                )
+            self.db.execute(
+                "INSERT INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    cell_id, kind, objective, seed, budget, train_manifest.get("mode"), adapter_dir,
+                    train_manifest.get("budget_tokens"), train_manifest.get("compute_tokens"),
+                    train_seconds, eval_seconds, eval_manifest.get("device") or train_manifest.get("device"),
+                    _json(train_manifest), _json(eval_manifest), datetime.now(UTC).replace(tzinfo=None),
+                ],
+            )
+
+    def _insert_metrics(self, cell_id: str, metrics: list[MetricRow]) -> None:
+        if metrics:
+            self.db.executemany(
+                "INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    [cell_id, m.axis, m.metric, m.group, _finite(m.value), m.n, _finite(m.ci_low), _finite(m.ci_high),
+                     m.method, m.status, m.note, _finite(m.p_value), m.comparison]
+                    for m in metrics
+                ],
+            )
+
+    def replace_comparisons(self, cell_id: str, rows: list[MetricRow]) -> None:
+        """Replace a cell's comparison rows (paired tests against the base model)."""
+        with self.transaction():
+            self.db.execute("DELETE FROM metrics WHERE cell_id = ? AND comparison IS NOT NULL", [cell_id])
+            self._insert_metrics(cell_id, rows)
+
+    # -- reading -----------------------------------------------------------------------------
+    def frame(self, sql: str, params: list | None = None):
+        """A query's result as a pandas DataFrame (for the report and exports)."""
+        return self.db.execute(sql, params or []).df()
+
+    def cell_items(self, cell_id: str) -> list[ItemRecord]:
+        rows = self.db.execute(
+            'SELECT axis, "group", item_id, prompt, output, score, verdict, scorer, extra FROM items WHERE cell_id = ? ORDER BY rowid',
+            [cell_id],
+        ).fetchall()
+        return [
+            ItemRecord(a, g, i, p, o, math.nan if s is None else s, v or "", sc or "", json.loads(e) if e else {})
+            for a, g, i, p, o, s, v, sc, e in rows
+        ]
+
+    def cell_metrics(self, cell_id: str) -> list[MetricRow]:
+        rows = self.db.execute(
+            'SELECT axis, metric, "group", value, n, ci_low, ci_high, method, status, note, p_value, comparison '
+            "FROM metrics WHERE cell_id = ? ORDER BY rowid",
+            [cell_id],
+        ).fetchall()
+        nan = lambda v: math.nan if v is None else v  # noqa: E731
+        return [MetricRow(a, m, g, nan(v), n, nan(lo), nan(hi), me, st, no, p, c) for a, m, g, v, n, lo, hi, me, st, no, p, c in rows]
+
+    def export(self, directory: Path, fmt: str = "csv") -> list[Path]:
+        """Write every table to ``directory`` as CSV or Parquet; returns the files written."""
+        if fmt not in ("csv", "parquet"):
+            raise ValueError(f"export format must be csv or parquet, got {fmt!r}")
+        directory.mkdir(parents=True, exist_ok=True)
+        written = []
+        for table in ("cells", "metrics", "items", "train_log"):
+            target = directory / f"{table}.{fmt}"
+            option = "(HEADER, DELIMITER ',')" if fmt == "csv" else "(FORMAT PARQUET)"
+            self.db.execute(f"COPY {table} TO '{target}' {option}")
+            written.append(target)
+        return written
+
+    # -- verdict cache (objlab.evaluate.cache.VerdictCache) ------------------------------------
+    def get_many(self, keys: list[str]) -> dict[str, dict]:
+        if not keys:
+            return {}
+        with self._lock:
+            query = "SELECT key, verdict FROM verdicts WHERE key IN (SELECT unnest(?))"
+            rows = self.db.execute(query, [list(keys)]).fetchall()
+        return {key: json.loads(verdict) for key, verdict in rows}
+
+    def put_many(self, verdicts: dict[str, dict]) -> None:
+        if verdicts:
+            now = datetime.now(UTC).replace(tzinfo=None)
+            with self._lock:
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?)", [[k, _json(v), now] for k, v in verdicts.items()]
+                )
+
+    def verdict_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM verdicts").fetchone()[0]
