@@ -103,5 +103,47 @@ def train(
         )
 
 
+def _metrics_table(rows) -> Table:
+    """The figures as a table: value with its 95% interval, n, and the paired test if any."""
+    table = Table("axis", "metric", "group", "value [95% CI]", "n", "p (paired)", "status / note")
+    for row in rows:
+        if row.status != "ok":
+            figure = "-"
+        else:
+            figure = f"{row.value:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]"
+        p_value = "" if row.p_value is None else f"{row.p_value:.3g}"
+        remark = row.note if row.status == "ok" else f"{row.status}: {row.note}"
+        table.add_row(row.axis, row.metric, row.group or "(all)", figure, str(row.n), p_value, remark)
+    return table
+
+
+@app.command()
+@user_errors
+def evaluate(
+    config: Annotated[Path, typer.Argument(help="Experiment config YAML (its eval: section says what to measure).")],
+    out: Annotated[Path, typer.Option(help="Output directory for metrics.csv, items.jsonl, eval_manifest.json.")],
+    adapter: Annotated[Optional[Path], typer.Option(help="LoRA adapter directory; omit to evaluate the base model.")] = None,
+    baseline: Annotated[
+        Optional[Path], typer.Option(help="A previous `objlab evaluate` output of the base model: adds paired tests against it.")
+    ] = None,
+) -> None:
+    """Evaluate the base model or one adapter: capability, jailbreak attack success, persona drift."""
+    from objlab.config import load_config
+    from objlab.evaluate.evaluator import EvalSession, compare_with_base, read_result, write_result
+    from objlab.evaluate.evaluator import evaluate as run_evaluation
+    from objlab.progress import Board
+
+    experiment = load_config(config)
+    base = read_result(baseline) if baseline is not None else None
+    with Board() as board:
+        session = EvalSession(experiment)
+        result = run_evaluation(experiment, session, adapter, board=board)
+    if base is not None:
+        result.metrics += compare_with_base(result, base)
+    write_result(result, out)
+    console.print(_metrics_table(result.metrics))
+    console.print(f"{len(result.items)} item records -> {out}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

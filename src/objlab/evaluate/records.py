@@ -7,6 +7,7 @@ columns of the store's ``metrics`` and ``items`` tables.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 
@@ -36,6 +37,16 @@ class MetricRow:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_estimate(cls, axis: str, metric: str, group: str, estimate, note: str = "") -> MetricRow:
+        """A row from a ``stats.Estimate`` (value, n, interval and method carried over)."""
+        return cls(axis, metric, group, estimate.value, estimate.n, estimate.ci_low, estimate.ci_high, estimate.method, note=note)
+
+    @classmethod
+    def skipped(cls, axis: str, metric: str, group: str, note: str) -> MetricRow:
+        """A figure that could not be produced: NaN numbers and a note saying why."""
+        return cls(axis, metric, group, math.nan, 0, math.nan, math.nan, "not run", status="skipped", note=note)
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,7 @@ class JudgeSettings(_Strict):
     max_concurrency: int = Field(default=8, gt=0)
     max_retries: int = Field(default=5, ge=0)
     timeout_s: float = Field(default=60.0, gt=0)
+    backoff_s: float = Field(default=1.0, ge=0, description="First retry delay; doubles on each retry.")
 
 
 class EvalSettings(_Strict):

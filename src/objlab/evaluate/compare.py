@@ -1,0 +1,94 @@
+"""Paired tests of a cell against the base model, on the very same items.
+
+A cell and the base model answer the same persona statements, forbidden prompts and problems
+(item ids are ``file:line``), so each figure is compared item by item: the between-item
+variance cancels and a small shift is detectable.
+
+- persona: ``p_match_vs_base`` per trait, mean of per-item P(match) differences, paired t-test;
+- jailbreak: ``asr_vs_base`` per attack, difference in attack success, exact McNemar;
+- capability: ``<metric>_vs_base`` per task and metric, difference in correctness, McNemar.
+
+Within each axis the p-values are Holm-adjusted over the family (traits, attacks, task
+metrics); ``p_value`` holds the adjusted value, ``comparison`` says so, ``note`` keeps the
+unadjusted one. Items without an outcome on either side (error items) are left out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from objlab.errors import StateError
+from objlab.evaluate.records import ItemRecord, MetricRow
+from objlab.evaluate.results import EvalResult
+from objlab.evaluate.stats import PairedTest, holm, mcnemar, paired_difference
+
+Outcome = Callable[[ItemRecord], float | bool | None]
+CAPABILITY_OUTCOMES = {
+    "accuracy_strict": "correct_strict",
+    "accuracy_flexible": "correct_flexible",
+    "accuracy": "correct",
+}
+
+
+def _defined(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _pairs(cell: list[ItemRecord], base: dict[tuple, ItemRecord], outcome: Outcome) -> dict[str, tuple[list, list]]:
+    """Per group: (cell outcomes, base outcomes) over items both sides scored."""
+    groups: dict[str, tuple[list, list]] = {}
+    for item in cell:
+        partner = base.get((item.axis, item.group, item.item_id))
+        if partner is None:
+            continue
+        mine, theirs = outcome(item), outcome(partner)
+        if _defined(mine) and _defined(theirs):
+            cell_values, base_values = groups.setdefault(item.group, ([], []))
+            cell_values.append(mine)
+            base_values.append(theirs)
+    return groups
+
+
+def _family(axis: str, tests: dict[tuple[str, str], PairedTest], family: str) -> list[MetricRow]:
+    """Rows for one family of tests keyed by (metric, group), p-values Holm-adjusted over it."""
+    keys = list(tests)
+    adjusted = holm([tests[key].p_value for key in keys])
+    rows = []
+    for (metric, group), p_adjusted in zip(keys, adjusted):
+        test = tests[(metric, group)]
+        comparison = f"cell - base on {test.n} paired items; p Holm-adjusted over {len(keys)} {family}"
+        rows.append(MetricRow(axis, metric, group, test.mean_difference, test.n, test.ci_low, test.ci_high, test.method,
+                              note=f"unadjusted p = {test.p_value:.4g}", p_value=p_adjusted, comparison=comparison))
+    return rows
+
+
+def _check_same_model(cell: EvalResult, base: EvalResult) -> None:
+    mine, theirs = cell.info.get("model_fingerprint"), base.info.get("model_fingerprint")
+    if mine and theirs and mine.rsplit("#", 1)[-1] != theirs.rsplit("#", 1)[-1]:
+        raise StateError(f"the baseline was evaluated on model {theirs}, this evaluation on {mine}: not comparable")
+    if base.info.get("adapter", {}).get("adapter"):
+        raise StateError(f"the baseline is an evaluation of adapter {base.info['adapter']['adapter']}, not of the base model")
+
+
+def compare_with_base(cell: EvalResult, base: EvalResult) -> list[MetricRow]:
+    """Paired test rows of ``cell`` against ``base`` (see the module docstring)."""
+    _check_same_model(cell, base)
+    base_items = {(item.axis, item.group, item.item_id): item for item in base.items}
+
+    def items(axis: str) -> list[ItemRecord]:
+        return [item for item in cell.items if item.axis == axis]
+
+    persona = _pairs(items("persona"), base_items, lambda item: item.score)
+    persona_tests = {("p_match_vs_base", group): paired_difference(mine, theirs, test="t") for group, (mine, theirs) in persona.items()}
+    jailbreak = _pairs(items("jailbreak"), base_items, lambda item: item.extra.get("attack_success"))
+    jailbreak_tests = {("asr_vs_base", group): mcnemar(mine, theirs) for group, (mine, theirs) in jailbreak.items()}
+    capability_tests = {}
+    for metric, field in CAPABILITY_OUTCOMES.items():
+        for group, (mine, theirs) in _pairs(items("capability"), base_items, lambda item: item.extra.get(field)).items():
+            capability_tests[(f"{metric}_vs_base", group)] = mcnemar(mine, theirs)
+    return (
+        _family("persona", persona_tests, "traits")
+        + _family("jailbreak", jailbreak_tests, "attacks")
+        + _family("capability", capability_tests, "task metrics")
+    )

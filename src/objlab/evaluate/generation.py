@@ -1,0 +1,203 @@
+"""Generation backends: batched decoding of many prompts, for one adapter or several at once.
+
+Evaluation dominates a grid's cost, and almost all of it is decoding. Every backend takes a
+list of ``GenerationRequest`` (prompt token ids, the adapter to decode with, a token limit)
+and returns one ``Generated`` per request, in input order. A request names its adapter, so
+one call can hold prompts for several adapters: peft routes each row through its own LoRA
+weights (``adapter_names``; ``"__base__"`` for the base model), which amortises the base
+weights over a whole group of grid cells. Outputs equal those of decoding each adapter alone.
+
+- ``hf``: ``transformers.generate``, left padding, prompts sorted by length so a batch wastes
+  little on padding; greedy unless a temperature is configured. The CPU path.
+- ``hf-static``: the same with a static KV cache (``cache_implementation="static"``); on a GPU
+  transformers compiles the decoding step. Prompt widths are padded to buckets of 64 tokens
+  so the compiled step sees few distinct shapes.
+- ``vllm``: see ``vllm_backend``; optional, never required.
+
+Every backend masks the tokens that were added to the vocabulary (CFT's control tokens), so
+no adapter can emit them and the base model's outputs do not depend on which adapters were
+loaded before it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from objlab.errors import ConfigError
+from objlab.evaluate.settings import GenerationSettings
+
+BASE_ADAPTER = "__base__"
+CPU_BATCH_SIZE = 16
+MAX_AUTO_BATCH = 256
+STATIC_WIDTH_BUCKET = 64
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One prompt to decode: its rendered token ids and the adapter to decode it with."""
+
+    prompt_ids: tuple[int, ...]
+    adapter: str = BASE_ADAPTER
+    max_new_tokens: int = 256
+
+
+@dataclass(frozen=True)
+class Generated:
+    """The decoded answer; ``finished`` is false when it was cut at ``max_new_tokens``."""
+
+    text: str
+    new_tokens: int
+    finished: bool
+
+
+class VocabLimit:
+    """Logits processor that forbids every token id at or above ``limit`` (added tokens)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        scores[:, self.limit :] = -math.inf
+        return scores
+
+
+def vllm_available() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
+def choose_backend(setting: str, device: torch.device) -> str:
+    """The backend to use: as configured, or for ``auto`` vllm -> hf-static on GPU -> hf on CPU."""
+    if setting == "vllm" and not vllm_available():
+        raise ConfigError("eval.generation.backend: 'vllm' is configured but vllm is not installed (pip install objlab[vllm])")
+    if setting != "auto":
+        return setting
+    if device.type == "cuda":
+        return "vllm" if vllm_available() else "hf-static"
+    return "hf"
+
+
+def eos_token_ids(model, tokenizer) -> set[int]:
+    """Every id that ends a turn: the generation config's (Llama 3 lists several) and the tokenizer's."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
+
+
+def auto_batch_size(model, device: torch.device, width: int, max_new_tokens: int) -> int:
+    """A batch that fits: a constant on CPU; on GPU, half the free memory over each sequence's
+    KV cache and last-position logits (the two costs that grow with the batch)."""
+    if device.type != "cuda":
+        return CPU_BATCH_SIZE
+    config = getattr(model, "config", None)
+    config = getattr(config, "text_config", None) or config
+    heads = getattr(config, "num_attention_heads", 1)
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    element = next(model.parameters()).element_size()
+    kv_bytes = 2 * config.num_hidden_layers * kv_heads * head_dim * element * (width + max_new_tokens)
+    logits_bytes = 4 * config.vocab_size * 2
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(1, min(MAX_AUTO_BATCH, int(free * 0.5) // (kv_bytes + logits_bytes)))
+
+
+def length_sorted_batches(requests: list[GenerationRequest], size_of: Callable[[list[GenerationRequest]], int]) -> list[list[int]]:
+    """Request indices in batches of equal ``max_new_tokens``, longest prompts first."""
+    order = sorted(range(len(requests)), key=lambda index: (requests[index].max_new_tokens, -len(requests[index].prompt_ids), index))
+    batches, start = [], 0
+    while start < len(order):
+        limit = requests[order[start]].max_new_tokens
+        size = max(1, size_of([requests[order[start]]]))
+        batch = [index for index in order[start : start + size] if requests[index].max_new_tokens == limit]
+        batches.append(batch)
+        start += len(batch)
+    return batches
+
+
+class HFGenerator:
+    """Batched ``transformers.generate`` over a (peft) model; see the module docstring."""
+
+    def __init__(self, model, tokenizer, settings: GenerationSettings, vocab_limit: int, device: torch.device, static: bool = False) -> None:
+        self.model, self.tokenizer, self.settings, self.device = model, tokenizer, settings, device
+        self.static = static
+        self.name = "hf-static" if static else "hf"
+        self.vocab_limit = vocab_limit
+        self.eos_ids = eos_token_ids(model, tokenizer)
+
+    def supports(self, adapter: str) -> bool:
+        return True
+
+    def _batch_size(self, requests: list[GenerationRequest]) -> int:
+        if self.settings.batch_size != "auto":
+            return self.settings.batch_size
+        return auto_batch_size(self.model, self.device, len(requests[0].prompt_ids), requests[0].max_new_tokens)
+
+    def generate(self, requests: list[GenerationRequest], progress: Progress | None = None) -> list[Generated]:
+        """Decode every request; results in input order."""
+        results: list[Generated | None] = [None] * len(requests)
+        for batch in length_sorted_batches(requests, self._batch_size):
+            for index, generated in zip(batch, self._generate_with_backoff([requests[i] for i in batch])):
+                results[index] = generated
+            if progress is not None:
+                progress(len(batch))
+        return results  # type: ignore[return-value]
+
+    def _generate_with_backoff(self, batch: list[GenerationRequest]) -> list[Generated]:
+        """One batch; on a CUDA out-of-memory error with an automatic batch size, halves."""
+        try:
+            return self._generate_batch(batch)
+        except torch.cuda.OutOfMemoryError:
+            if self.settings.batch_size != "auto" or len(batch) == 1:
+                raise
+            torch.cuda.empty_cache()
+            half = len(batch) // 2
+            return self._generate_with_backoff(batch[:half]) + self._generate_with_backoff(batch[half:])
+
+    def _padded(self, batch: list[GenerationRequest]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(request.prompt_ids) for request in batch)
+        if self.static:
+            width = -(-width // STATIC_WIDTH_BUCKET) * STATIC_WIDTH_BUCKET
+        pad = self.tokenizer.pad_token_id
+        ids = [[pad] * (width - len(r.prompt_ids)) + list(r.prompt_ids) for r in batch]
+        mask = [[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in batch]
+        return torch.tensor(ids, device=self.device), torch.tensor(mask, device=self.device)
+
+    def _decoding_kwargs(self, batch: list[GenerationRequest]) -> dict:
+        settings = self.settings
+        kwargs = {"max_new_tokens": batch[0].max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        if settings.temperature > 0:
+            kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=0)
+        else:
+            kwargs["do_sample"] = False
+        if self.vocab_limit < self.model.get_output_embeddings().weight.shape[0]:
+            kwargs["logits_processor"] = [VocabLimit(self.vocab_limit)]
+        if self.static:
+            kwargs["cache_implementation"] = "static"
+        adapters = [request.adapter for request in batch]
+        if hasattr(self.model, "peft_config"):
+            kwargs["adapter_names"] = adapters
+        elif set(adapters) != {BASE_ADAPTER}:
+            raise ValueError(f"adapters {sorted(set(adapters) - {BASE_ADAPTER})} requested from a model without adapters")
+        return kwargs
+
+    @torch.no_grad()
+    def _generate_batch(self, batch: list[GenerationRequest]) -> list[Generated]:
+        input_ids, attention = self._padded(batch)
+        self.model.eval()
+        output = self.model.generate(input_ids=input_ids, attention_mask=attention, **self._decoding_kwargs(batch))
+        return [self._decode(row.tolist(), batch[0].max_new_tokens) for row in output[:, input_ids.shape[1] :]]
+
+    def _decode(self, new_ids: list[int], max_new_tokens: int) -> Generated:
+        stop = next((position for position, token in enumerate(new_ids) if token in self.eos_ids), None)
+        kept = new_ids if stop is None else new_ids[:stop]
+        text = self.tokenizer.decode(kept, skip_special_tokens=True)
+        finished = stop is not None or len(kept) < max_new_tokens
+        return Generated(text=text, new_tokens=len(kept), finished=finished)

@@ -1,0 +1,275 @@
+"""An evaluation session: the base model loaded once, adapters switched in and out by name.
+
+A grid evaluates 100+ adapters and the base model. Reloading an 8B base per adapter would cost
+more than evaluating it, so a session holds the base model for its whole life and loads each
+adapter beside it as a peft named adapter (a few MB). Generation can then mix adapters in one
+batch (``GenerationRequest.adapter``), log-prob scoring switches with ``set_adapter``, and
+the base model is evaluated with the adapters disabled -- never a second copy of the weights.
+At most ``max_loaded`` adapters stay resident; the least recently used one is deleted first.
+
+An adapter directory written by ``objlab train`` carries ``manifest.json``: the session reads
+the objective from it (to present prompts as that objective evaluates them: CFT prepends
+``<SAFE>``) and the control tokens it added (added to the tokenizer and embeddings before the
+adapter is loaded). A plain peft directory without a manifest is evaluated as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import torch
+
+from objlab.config import ExperimentConfig
+from objlab.data.chat import ChatEncoder
+from objlab.errors import ConfigError
+from objlab.evaluate.generation import BASE_ADAPTER, Generated, GenerationRequest, HFGenerator, Progress, choose_backend
+from objlab.evaluate.settings import GenerationSettings
+from objlab.models import ModelBundle, add_control_tokens, load_bundle, model_fingerprint
+from objlab.objectives import registry
+from objlab.train.forward import causal_lm_of, reference_disabled
+from objlab.train.logits import LogitHead
+
+MANIFEST = "manifest.json"
+DEFAULT_MAX_LOADED = 16
+
+
+@dataclass(frozen=True)
+class AdapterTarget:
+    """What one evaluation measures: the base model (``name == "__base__"``) or a loaded adapter."""
+
+    name: str
+    path: Path | None = None
+    manifest: dict = field(default_factory=dict)
+    objective: str | None = None
+    objective_params: dict = field(default_factory=dict)
+    control_tokens: tuple[str, ...] = ()
+
+    @property
+    def is_base(self) -> bool:
+        return self.name == BASE_ADAPTER
+
+    @cached_property
+    def _objective(self):
+        return None if self.objective is None else registry.build(self.objective, self.objective_params)
+
+    def eval_prompt(self, prompt: str) -> str:
+        """The prompt as the adapter's objective presents it at evaluation time."""
+        return prompt if self._objective is None else self._objective.eval_prompt(prompt)
+
+    def describe(self) -> dict:
+        return {"adapter": str(self.path) if self.path else None, "objective": self.objective, "manifest": self.manifest}
+
+
+BASE_TARGET = AdapterTarget(BASE_ADAPTER)
+
+
+def read_adapter_manifest(path: Path) -> dict:
+    """The adapter's ``manifest.json`` ({} for a plain peft directory); checks it is an adapter."""
+    if not (path / "adapter_config.json").is_file():
+        raise ConfigError(f"--adapter: {path} is not a LoRA adapter directory (no adapter_config.json)")
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        return {}
+    try:
+        return json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{manifest_path}:{error.lineno}: not valid JSON ({error.msg})") from None
+
+
+def route_tokenless_adapters_to_base(model) -> None:
+    """Let mixed batches hold adapters with and without trained token rows (peft 0.21 fix).
+
+    CFT's control-token embeddings live in peft's trainable-token wrapper around the input
+    embedding. In a mixed batch (``adapter_names``) that wrapper looks every row's adapter up
+    among its own and fails on adapters without token rows (an SFT adapter beside a CFT one).
+    Such rows must see the original embedding -- exactly what the wrapper does for
+    ``"__base__"`` -- so their names are mapped to it for this module only; the LoRA layers
+    still see the real names. Idempotent; applied after every adapter load.
+    """
+    from peft.utils.other import TrainableTokensWrapper
+
+    for module in model.modules():
+        if not isinstance(module, TrainableTokensWrapper) or "_mixed_batch_forward" in module.__dict__:
+            continue
+        original = module._mixed_batch_forward
+
+        def mixed_batch_forward(input, *args, adapter_names, _module=module, _original=original, **kwargs):
+            names = [name if name in _module._adapters else BASE_ADAPTER for name in adapter_names]
+            return _original(input, *args, adapter_names=names, **kwargs)
+
+        module._mixed_batch_forward = mixed_batch_forward
+
+
+def _fingerprint_hash(fingerprint: str) -> str:
+    """The weight hash of a local fingerprint (its path differs between machines), else it whole."""
+    return fingerprint.rsplit("#", 1)[-1]
+
+
+class EvalSession:
+    """The base model, its tokenizer and the loaded adapters; see the module docstring."""
+
+    def __init__(self, config: ExperimentConfig, bundle: ModelBundle | None = None, max_loaded: int = DEFAULT_MAX_LOADED) -> None:
+        self.config = config
+        self.bundle = bundle or load_bundle(config.model)
+        self.model = self.bundle.model
+        self.model.eval()
+        self.encoder = ChatEncoder(self.bundle.tokenizer, max_length=config.train.max_length)
+        self.max_loaded = max_loaded
+        self.backend_name = choose_backend(config.eval.generation.backend, self.bundle.device)
+        self.fingerprint = model_fingerprint(config.model, self.bundle.model)
+        self.warnings: list[str] = []
+        self._targets: dict[Path, AdapterTarget] = {}
+        self._last_used: dict[str, int] = {}
+        self._uses = 0
+        self._loads = 0
+        self._vllm = None
+        self._shared: dict[str, object] = {}
+
+    @property
+    def tokenizer(self):
+        return self.bundle.tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        return self.bundle.device
+
+    # -- adapters ---------------------------------------------------------------------------
+    def target(self, adapter: str | Path | None, keep: set[str] = frozenset()) -> AdapterTarget:
+        """The target for ``adapter`` (None: the base model), loading it on first use.
+
+        ``keep`` names adapters that must stay loaded (the others of a mixed evaluation).
+        """
+        if adapter is None:
+            return BASE_TARGET
+        path = Path(adapter).expanduser().resolve()
+        target = self._targets.get(path) or self._load(path, keep)
+        self._uses += 1
+        self._last_used[target.name] = self._uses
+        return target
+
+    def _load(self, path: Path, keep: set[str]) -> AdapterTarget:
+        from peft import PeftModel
+
+        manifest = read_adapter_manifest(path)
+        target = self._target_from_manifest(path, manifest)
+        if target.control_tokens:
+            add_control_tokens(self.tokenizer, self.bundle.model, target.control_tokens)
+        if isinstance(self.model, PeftModel):
+            self.model.load_adapter(str(path), adapter_name=target.name, is_trainable=False)
+        else:
+            self.model = PeftModel.from_pretrained(self.bundle.model, str(path), adapter_name=target.name, is_trainable=False)
+        self.model.set_adapter(target.name, inference_mode=True)  # never leave a to-be-evicted adapter active
+        self.model.eval()
+        route_tokenless_adapters_to_base(self.model)
+        self._targets[path] = target
+        self._evict(keep | {target.name})
+        return target
+
+    def _target_from_manifest(self, path: Path, manifest: dict) -> AdapterTarget:
+        objective = manifest.get("objective")
+        if objective is not None and objective not in registry.names():
+            raise ConfigError(
+                f"{path / MANIFEST}: objective {objective!r} is not registered here "
+                f"(known: {', '.join(registry.names())}); import its plugin with `objlab --plugin MODULE`"
+            )
+        trained_on = manifest.get("model_fingerprint")
+        if trained_on and _fingerprint_hash(trained_on) != _fingerprint_hash(self.fingerprint):
+            self.warnings.append(f"{path}: trained on base {trained_on}, evaluated on {self.fingerprint}")
+        self._loads += 1
+        return AdapterTarget(
+            name=f"adapter_{self._loads}",
+            path=path,
+            manifest=manifest,
+            objective=objective,
+            objective_params=manifest.get("objective_params") or {},
+            control_tokens=tuple(manifest.get("control_tokens") or ()),
+        )
+
+    def _evict(self, keep: set[str]) -> None:
+        """Delete least recently used adapters beyond ``max_loaded`` (never one in ``keep``)."""
+        loaded = {target.name: path for path, target in self._targets.items()}
+        candidates = sorted((name for name in loaded if name not in keep), key=lambda name: self._last_used.get(name, 0))
+        while len(loaded) > self.max_loaded and candidates:
+            name = candidates.pop(0)
+            self.model.delete_adapter(name)
+            del self._targets[loaded.pop(name)]
+
+    def adapter_path(self, name: str) -> Path:
+        return next(path for path, target in self._targets.items() if target.name == name)
+
+    def _adds_tokens(self, name: str) -> bool:
+        return any(target.control_tokens for target in self._targets.values() if target.name == name)
+
+    @contextlib.contextmanager
+    def activated(self, target: AdapterTarget):
+        """Forward passes inside run ``target``: its adapter set, or every adapter disabled."""
+        self.model.eval()
+        if target.is_base:
+            with reference_disabled(self.model):
+                yield self.model
+            return
+        self.model.set_adapter(target.name, inference_mode=True)
+        yield self.model
+
+    def logit_head(self) -> LogitHead:
+        """The output layer over the original vocabulary (added control tokens excluded)."""
+        return LogitHead.from_model(causal_lm_of(self.model), vocab_limit=self.bundle.base_vocab_size)
+
+    def shared(self, key: str, build: Callable[[], object]):
+        """A long-lived helper built once per session (a judge's or translator's client: a
+        local judge model must not be reloaded for every adapter)."""
+        if key not in self._shared:
+            self._shared[key] = build()
+        return self._shared[key]
+
+    # -- generation -------------------------------------------------------------------------
+    def _hf(self, settings: GenerationSettings, static: bool) -> HFGenerator:
+        return HFGenerator(self.model, self.tokenizer, settings, self.bundle.base_vocab_size, self.device, static=static)
+
+    def _primary(self, settings: GenerationSettings):
+        if self.backend_name != "vllm":
+            return self._hf(settings, static=self.backend_name == "hf-static")
+        if self._vllm is None:
+            from objlab.evaluate.vllm_backend import VLLMGenerator
+
+            self._vllm = VLLMGenerator(
+                self.config.model.name_or_path,
+                settings,
+                self.adapter_path,
+                self._adds_tokens,
+                max_lora_rank=max(self.config.lora.r, 16),
+                dtype=self.config.model.dtype,
+            )
+        self._vllm.settings = settings
+        return self._vllm
+
+    def generate(self, requests: list[GenerationRequest], settings: GenerationSettings | None = None, progress: Progress | None = None) -> list[Generated]:
+        """Decode ``requests`` (any mix of loaded adapters and the base); input order kept.
+
+        Requests the configured backend cannot serve (vLLM and added tokens) go to ``hf``.
+        """
+        settings = settings or self.config.eval.generation
+        primary = self._primary(settings)
+        served = [index for index, request in enumerate(requests) if primary.supports(request.adapter)]
+        results: list[Generated | None] = [None] * len(requests)
+        for index, generated in zip(served, primary.generate([requests[i] for i in served], progress)):
+            results[index] = generated
+        rest = [index for index in range(len(requests)) if results[index] is None]
+        if rest:
+            for index, generated in zip(rest, self._hf(settings, static=False).generate([requests[i] for i in rest], progress)):
+                results[index] = generated
+        return results  # type: ignore[return-value]
+
+    def describe(self) -> dict:
+        return {
+            "backend": self.backend_name,
+            "device": str(self.device),
+            "dtype": str(next(self.bundle.model.parameters()).dtype).removeprefix("torch."),
+            "model": self.config.model.name_or_path,
+            "model_fingerprint": self.fingerprint,
+        }

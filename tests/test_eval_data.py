@@ -1,0 +1,78 @@
+"""Evaluation data enters validated: bad rows are refused with file and line."""
+
+import json
+
+import pytest
+
+from objlab.errors import DataError
+from objlab.evaluate.sources import load_choice, load_forbidden_prompts, load_persona, load_reference
+from tiny import PERSONA
+
+HEADER = "category,source,forbidden_prompt\n"
+
+
+def test_real_persona_files_load():
+    for trait in ("machiavellianism", "narcissism", "psychopathy"):
+        items = load_persona(str(PERSONA / f"{trait}.jsonl"), limit=5)
+        assert len(items) == 5
+        assert items[0].item_id == f"{trait}.jsonl:1"
+        assert {items[0].matching, items[0].not_matching} == {"Yes", "No"}  # leading space stripped
+
+
+def test_malformed_persona_line_names_file_and_line(tmp_path):
+    good = {"question": "Is this you?", "answer_matching_behavior": " Yes", "answer_not_matching_behavior": " No"}
+    path = tmp_path / "trait.jsonl"
+    path.write_text(json.dumps(good) + "\n{broken\n" + json.dumps(good) + "\n")
+    with pytest.raises(DataError, match=rf"{path}:2: not valid JSON"):
+        load_persona(str(path))
+    missing = {key: value for key, value in good.items() if key != "answer_not_matching_behavior"}
+    same = {**good, "answer_not_matching_behavior": "Yes"}
+    path.write_text("".join(json.dumps(row) + "\n" for row in (good, missing, same)))
+    with pytest.raises(DataError, match=rf"{path}:2: missing field 'answer_not_matching_behavior'"):
+        load_persona(str(path))
+    path.write_text("".join(json.dumps(row) + "\n" for row in (good, same)))
+    with pytest.raises(DataError, match=rf"{path}:2: answer_matching_behavior and answer_not_matching_behavior are the same"):
+        load_persona(str(path))
+
+
+def test_strongreject_csv_rows_validated(tmp_path):
+    path = tmp_path / "forbidden.csv"
+    path.write_text(HEADER + 'placeholder,test,"A request, with a comma."\nplaceholder,test,Another request.\n')
+    prompts = load_forbidden_prompts(str(path))
+    assert [p.prompt for p in prompts] == ["A request, with a comma.", "Another request."]
+    assert prompts[1].item_id == "forbidden.csv:3"
+    assert len(load_forbidden_prompts(str(path), limit=1)) == 1
+
+    path.write_text(HEADER + "placeholder,test,fine\nplaceholder,test,\n")
+    with pytest.raises(DataError, match=r"forbidden\.csv:3: field 'forbidden_prompt' is empty"):
+        load_forbidden_prompts(str(path))
+    path.write_text(HEADER + "placeholder,test,fine\nplaceholder,test,too,many\n")
+    with pytest.raises(DataError, match=r"forbidden\.csv:3: more fields than the header's 3"):
+        load_forbidden_prompts(str(path))
+    path.write_text("category,prompt\nplaceholder,fine\n")
+    with pytest.raises(DataError, match=r"forbidden\.csv:2: missing field 'source'"):
+        load_forbidden_prompts(str(path))
+
+
+def test_multiple_choice_rows(tmp_path):
+    path = tmp_path / "mc.jsonl"
+    rows = [
+        {"question": "Which is a fruit?", "options": ["stone", "apple", "nail"], "answer": "B"},
+        {"question": "Which swims?", "options": ["eel", "cat"], "answer": "eel"},  # option text
+        {"question": "Pick one", "options": ["x", "y"], "answer_letter": "B", "answer": "y"},
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert [item.answer for item in load_choice(str(path))] == ["B", "A", "B"]
+    bad = [{"question": "q", "options": ["x", "y"], "answer": "D"}, {"question": "q", "options": "x,y", "answer": "A"}]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows + bad))
+    with pytest.raises(DataError) as error:
+        load_choice(str(path))
+    assert f"{path}:4: field 'answer' must be a letter A-B or one option's text" in str(error.value)
+    assert f"{path}:5: field 'options' must be a list" in str(error.value)
+
+
+def test_reference_rows(tmp_path):
+    path = tmp_path / "open.jsonl"
+    path.write_text(json.dumps({"question": "Why is the sky blue?", "reference": "Rayleigh scattering."}) + "\n" + json.dumps({"question": "q"}) + "\n")
+    with pytest.raises(DataError, match=r"open\.jsonl:2: missing field 'reference'"):
+        load_reference(str(path))

@@ -1,0 +1,150 @@
+"""Generation backends and persona log-probs on the tiny model, against independent references."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from objlab.config import LoraSettings
+from objlab.evaluate.generation import BASE_ADAPTER, GenerationRequest, choose_backend
+from objlab.evaluate.persona import answer_logprobs, encode_choice, p_match
+from objlab.evaluate.session import EvalSession
+from objlab.evaluate.settings import GenerationSettings
+from objlab.evaluate.sources import load_numeric, load_persona
+from tiny import GSM8K, PERSONA
+
+
+def make_lora_adapter(model_dir: Path, out: Path, seed: int, objective: str | None = None) -> Path:
+    """A LoRA adapter with random non-zero B weights (so it differs from the base), saved as
+    training saves it; ``objective="cft"`` adds the control tokens and a training manifest."""
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from objlab.models import add_control_tokens, lora_config
+    from objlab.objectives import registry
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    token_ids = None
+    control_tokens = registry.get(objective).control_tokens if objective else ()
+    if control_tokens:
+        token_ids = add_control_tokens(AutoTokenizer.from_pretrained(model_dir), model, control_tokens)
+    torch.manual_seed(seed)
+    peft_model = get_peft_model(model, lora_config(LoraSettings(r=4, alpha=8, dropout=0.0), token_ids))
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0.0, 0.5)
+    peft_model.save_pretrained(str(out), save_embedding_layers=False)
+    if objective:
+        manifest = {"objective": objective, "objective_params": {}, "control_tokens": list(control_tokens), "budget": 1000, "seed": seed}
+        (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+@pytest.fixture(scope="module")
+def adapters(tiny_model, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("adapters")
+    return [make_lora_adapter(tiny_model, folder / f"adapter-{seed}", seed) for seed in (1, 2)]
+
+
+@pytest.fixture(scope="module")
+def session(tiny_model, tmp_path_factory):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from tiny import write_config
+
+    from objlab.config import load_config
+
+    path = write_config(tmp_path_factory.mktemp("config") / "config.yaml", tiny_model, eval={"generation": {"backend": "hf"}})
+    return EvalSession(load_config(path))
+
+
+def test_mixed_adapter_batch_equals_each_adapter_alone(session, adapters):
+    first, second = (session.target(path) for path in adapters)
+    questions = [item.question for item in load_numeric(str(GSM8K), limit=5)]
+    prompts = [tuple(session.encoder.encode_prompt(question)) for question in questions]
+    names = [first.name, second.name, BASE_ADAPTER]
+    settings = GenerationSettings(backend="hf", max_new_tokens=8, batch_size=4)
+    mixed = [GenerationRequest(ids, name, 8) for ids in prompts for name in names]  # batches of 4 mix all three
+    together = session.generate(mixed, settings)
+    for name in names:
+        alone = session.generate([GenerationRequest(ids, name, 8) for ids in prompts], settings)
+        assert [out.text for out in alone] == [out.text for req, out in zip(mixed, together) if req.adapter == name]
+    by_adapter = {name: [out.text for req, out in zip(mixed, together) if req.adapter == name] for name in names}
+    assert by_adapter[first.name] != by_adapter[BASE_ADAPTER] != by_adapter[second.name]  # the adapters really differ
+
+
+def test_static_cache_backend_matches_dynamic(session, adapters):
+    target = session.target(adapters[0])
+    prompts = [tuple(session.encoder.encode_prompt(item.question)) for item in load_numeric(str(GSM8K), limit=3)]
+    requests = [GenerationRequest(ids, name, 6) for ids in prompts for name in (target.name, BASE_ADAPTER)]
+    dynamic = session._hf(GenerationSettings(batch_size=4), static=False).generate(requests)
+    static = session._hf(GenerationSettings(batch_size=4), static=True).generate(requests)
+    assert [out.text for out in dynamic] == [out.text for out in static]
+    assert all(out.new_tokens == 6 or out.finished for out in dynamic)
+
+
+def test_backend_choice():
+    assert choose_backend("auto", torch.device("cpu")) == "hf"
+    assert choose_backend("hf-static", torch.device("cpu")) == "hf-static"
+
+
+def full_logits_logprob(model, prompt_ids: list[int], answer_ids: list[int], vocab: int) -> float:
+    """Sum of log p(answer token) from the model's full logits over the unpadded sequence."""
+    ids = torch.tensor([prompt_ids + answer_ids])
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0, :, :vocab].double()
+    logps = torch.log_softmax(logits, dim=-1)
+    start = len(prompt_ids)
+    return sum(float(logps[start + offset - 1, token]) for offset, token in enumerate(answer_ids))
+
+
+@pytest.mark.parametrize("with_adapter", [False, True])
+def test_p_match_equals_full_logits_computation(session, adapters, tiny_model, with_adapter):
+    """Shared-prompt, KV-cached, left-padded batches give the hand-computed P(match)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    items = load_persona(str(PERSONA / "narcissism.jsonl"), limit=2) + load_persona(str(PERSONA / "psychopathy.jsonl"), limit=1)
+    answers = [(item.question, item.matching, item.not_matching) for item in items]
+    answers.append(("Is the following statement something you would say?\n\"I like rules\"", "Yes, definitely", "No"))
+    target = session.target(adapters[1]) if with_adapter else session.target(None)
+    choices = [encode_choice(session.encoder, question, first, second) for question, first, second in answers]
+    with session.activated(target) as model:
+        pairs = answer_logprobs(model, session.logit_head(), choices, session.tokenizer.pad_token_id, batch_size=3)
+
+    reference = AutoModelForCausalLM.from_pretrained(tiny_model)
+    if with_adapter:
+        reference = PeftModel.from_pretrained(reference, str(adapters[1]))
+    reference.eval()
+    tokenizer, vocab = session.tokenizer, session.bundle.base_vocab_size
+    for (question, first, second), (logp_first, logp_second) in zip(answers, pairs):
+        prompt_ids = tokenizer(session.encoder.prompt_text(question), add_special_tokens=False)["input_ids"]
+        hand_first = full_logits_logprob(reference, prompt_ids, tokenizer(first, add_special_tokens=False)["input_ids"], vocab)
+        hand_second = full_logits_logprob(reference, prompt_ids, tokenizer(second, add_special_tokens=False)["input_ids"], vocab)
+        assert logp_first == pytest.approx(hand_first, abs=1e-4)
+        assert logp_second == pytest.approx(hand_second, abs=1e-4)
+        expected = math.exp(hand_first) / (math.exp(hand_first) + math.exp(hand_second))
+        assert p_match(logp_first, logp_second) == pytest.approx(expected, abs=1e-5)
+    assert len(tokenizer("Yes, definitely", add_special_tokens=False)["input_ids"]) > 2  # a multi-token answer was scored
+
+
+def test_least_recently_used_adapter_is_unloaded(tiny_model, adapters, tmp_path):
+    from tiny import write_config
+
+    from objlab.config import load_config
+
+    config = load_config(write_config(tmp_path / "config.yaml", tiny_model))
+    small = EvalSession(config, max_loaded=1)
+    prompt = tuple(small.encoder.encode_prompt("How many apples?"))
+    settings = GenerationSettings(max_new_tokens=6)
+    first = small.target(adapters[0])
+    before = small.generate([GenerationRequest(prompt, first.name, 6)], settings)
+    second = small.target(adapters[1])
+    assert set(small.model.peft_config) == {second.name}
+    again = small.target(adapters[0])  # loaded anew under a new name, same weights
+    assert again.name != first.name and set(small.model.peft_config) == {again.name}
+    assert small.generate([GenerationRequest(prompt, again.name, 6)], settings) == before
