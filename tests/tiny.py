@@ -67,5 +67,5 @@ def write_config(path: Path, model_dir: Path, data: Path = GSM8K, **overrides) -
         "seeds": [0],
     }
     config.update(overrides)
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

@@ -145,5 +145,128 @@ def evaluate(
     console.print(f"{len(result.items)} item records -> {out}")
 
 
+def _default_run_dir(config_path: Path) -> Path:
+    from objlab.config import load_config
+
+    return Path("runs") / load_config(config_path).name
+
+
+def _finish_run(run_dir: Path, primary: str | None) -> None:
+    """After a grid: the headline table on the console and the HTML report on disk."""
+    from objlab.report.html import write_report
+    from objlab.report.tables import render_headline
+    from objlab.store import ResultsStore
+
+    with ResultsStore.in_run_dir(run_dir, read_only=True) as store:
+        render_headline(store, console, primary)
+    console.print(f"report: {write_report(run_dir, primary)}")
+
+
+@app.command()
+@user_errors
+def run(
+    config: Annotated[Path, typer.Argument(help="Experiment config YAML.")],
+    out: Annotated[Optional[Path], typer.Option(help="Run directory (default: runs/<config name>).")] = None,
+    plan: Annotated[bool, typer.Option("--plan", help="Print the cells, tokens, generations and a time estimate; run nothing.")] = False,
+    ray: Annotated[Optional[str], typer.Option(help="Run cells as Ray tasks: a cluster address, or 'local'.")] = None,
+    primary: Annotated[Optional[str], typer.Option(help="Capability metric for the frontier, e.g. 'accuracy_flexible (gsm8k)'.")] = None,
+) -> None:
+    """Train and evaluate every cell of the grid, store every number, write the report.
+
+    Re-running on the same directory resumes: finished cells are kept, an interrupted training
+    run continues from its last checkpoint, new objectives/budgets/seeds run only their cells."""
+    from objlab.config import load_config
+    from objlab.progress import Board
+
+    experiment = load_config(config)
+    run_dir = out or _default_run_dir(config)
+    if plan:
+        from objlab.runner.plan import build_plan, render_plan
+        from objlab.store import STORE_FILE, ResultsStore
+
+        finished: set[str] = set()
+        if (run_dir / STORE_FILE).is_file():
+            with ResultsStore.in_run_dir(run_dir, read_only=True) as store:
+                finished = store.finished_cells()
+        render_plan(build_plan(experiment, finished), console)
+        return
+    from objlab.runner.execute import run_grid
+
+    with Board() as board:
+        summary = run_grid(experiment, run_dir, ray=ray, board=board)
+    console.print(f"{run_dir}: {len(summary.cells_run)} cells run now, {summary.cells_total} in the grid, {summary.seconds:.0f} s")
+    _finish_run(run_dir, primary)
+
+
+@app.command()
+@user_errors
+def results(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (holds results.duckdb).")],
+    export: Annotated[Optional[str], typer.Option(help="Also export every table: csv or parquet.")] = None,
+    to: Annotated[Optional[Path], typer.Option(help="Export directory (default: RUN_DIR/export).")] = None,
+    primary: Annotated[Optional[str], typer.Option(help="Capability metric to show, e.g. 'accuracy_strict (gsm8k)'.")] = None,
+) -> None:
+    """Print the headline table of a run (every figure with its 95% interval and n)."""
+    from objlab.report.tables import render_headline
+
+    store = _open_store(run_dir)
+    with store:
+        render_headline(store, console, primary)
+        if export is not None:
+            if export not in ("csv", "parquet"):
+                raise ObjlabError(f"--export: expected csv or parquet, got {export!r}")
+            paths = store.export(to or run_dir / "export", export)
+            console.print(f"exported {len(paths)} tables to {to or run_dir / 'export'}")
+
+
+def _open_store(run_dir: Path):
+    from objlab.store import STORE_FILE, ResultsStore
+
+    if not (run_dir / STORE_FILE).is_file():
+        raise ObjlabError(f"{run_dir}: no {STORE_FILE} here; is this a run directory written by `objlab run`?")
+    return ResultsStore.in_run_dir(run_dir, read_only=True)
+
+
+@app.command()
+@user_errors
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (holds results.duckdb).")],
+    primary: Annotated[Optional[str], typer.Option(help="Capability metric for the frontier, e.g. 'accuracy_strict (gsm8k)'.")] = None,
+) -> None:
+    """Write RUN_DIR/report/report.html (self-contained, works offline) and one PNG per plot."""
+    from objlab.report.html import write_report
+
+    _open_store(run_dir).close()
+    console.print(f"report: {write_report(run_dir, primary)}")
+
+
+@app.command()
+@user_errors
+def demo(
+    out: Annotated[Path, typer.Option(help="Run directory for the demo grid.")] = Path("objlab-demo"),
+    size: Annotated[str, typer.Option(help="demo (the README's run) or test (smaller, for a quick look).")] = "demo",
+) -> None:
+    """The whole study on a toy model organism, on CPU: build (or load) the organism, run every
+    objective at three budgets, evaluate, and write the report."""
+    import yaml
+
+    from objlab.config import load_config
+    from objlab.organism.build import build_organism
+    from objlab.organism.demo import demo_config
+    from objlab.progress import Board
+    from objlab.runner.execute import run_grid
+
+    if size not in ("demo", "test"):
+        raise ObjlabError(f"--size: expected demo or test, got {size!r}")
+    with Board() as board:
+        organism = build_organism(size, board=board)
+        out.mkdir(parents=True, exist_ok=True)
+        config_path = out / "demo.yaml"
+        config_path.write_text(yaml.safe_dump(demo_config(organism), sort_keys=False))
+        summary = run_grid(load_config(config_path), out, board=board)
+    console.print(f"organism: {organism.root}\n{out}: {summary.cells_total} cells, {summary.seconds:.0f} s")
+    _finish_run(out, None)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -169,6 +169,7 @@ class Trainer:
         self.context = LoopContext(self.model, self.encoder, self.bundle.tokenizer)
         self.counters = ckpt.LoopCounters()
         self.log: list[dict] = []
+        self.resumed_from_step = 0
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> dict[int, dict]:
@@ -265,6 +266,7 @@ class Trainer:
                 "use a new output directory or delete it"
             )
         self.counters = ckpt.load_checkpoint(found, self.model, self.optimizer)
+        self.resumed_from_step = self.counters.step
         self.log = read_log(work_dir / FULL_LOG)[: self.counters.step]
         write_log(work_dir / FULL_LOG, self.log)
         self.board.log(f"resumed {self.request.objective} seed {self.request.seed} at step {self.counters.step}")
@@ -306,7 +308,8 @@ class Trainer:
             "truncated_examples": self.encoder.truncated,
             "device": str(self.bundle.device),
             "dtype": str(next(self.bundle.model.parameters()).dtype).removeprefix("torch."),
-            "wall_time_s": round(time.perf_counter() - self.started, 3),
+            "wall_time_s": round(time.perf_counter() - self.started, 3),  # this process's share when resumed
+            "resumed_from_step": self.resumed_from_step,
             "peak_memory_bytes": peak_memory_bytes(self.bundle.device),
             "environment": environment(),
             "counters": asdict(self.counters),

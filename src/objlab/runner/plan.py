@@ -1,0 +1,218 @@
+"""``objlab run --plan``: what a grid will cost, before anything runs.
+
+Training tokens are exact (the shared stream is tokenised exactly as training will); compute
+tokens are computed by letting each objective prepare its sequences for the whole stream
+(rejected responses, control tokens, IP instructions are all deterministic); ``aware``'s
+sampled tokens are counted at their upper bound (``samples x (prompt + max_new_tokens)``).
+Evaluation counts come from the configured tasks and limits. Times are estimates from the
+rates that ``benchmarks/`` measured on this machine kind, scaled by the model's matmul
+parameters, and are always labelled as estimates.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from objlab.config import ExperimentConfig
+from objlab.data.chat import ChatEncoder
+from objlab.data.rejected import make_preference
+from objlab.data.stream import TaskStream, plan_budgets
+from objlab.data.tasks import load_examples
+from objlab.models import load_tokenizer
+from objlab.objectives import registry
+from objlab.objectives.base import StepContext
+from objlab.runner.grid import TrainUnit, expand, snapshots_enabled
+from objlab.store import BASE_CELL
+from objlab.train.batching import encode_items
+
+
+@dataclass
+class UnitPlan:
+    unit: str
+    objective: str
+    steps: int
+    task_tokens: int
+    compute_tokens: int
+    generated_tokens: int
+    cells: list[str]
+    pending: list[str]
+
+
+@dataclass
+class EvalPlan:
+    checkpoints: int
+    generations_per_checkpoint: int
+    generated_tokens_per_checkpoint: int
+    scored_items_per_checkpoint: int
+    judge_calls_per_checkpoint: int
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GridPlan:
+    mode: str
+    units: list[UnitPlan]
+    evaluation: EvalPlan
+    base_pending: bool
+    estimate: dict | None
+
+
+class CountingContext(StepContext):
+    """Stands in for sampling: returns no text, counts the sampling cost at its upper bound."""
+
+    def __init__(self, encoder: ChatEncoder) -> None:
+        self.encoder, self.generated = encoder, 0
+
+    def sample(self, prompts, n, max_new_tokens, temperature):
+        self.generated += sum(n * (len(self.encoder.encode_prompt(p)) + max_new_tokens) for p in prompts)
+        return [[""] * n for _ in prompts]
+
+    def add_compute_tokens(self, count):
+        pass
+
+
+def plan_unit(config: ExperimentConfig, unit: TrainUnit, examples, encoder: ChatEncoder, finished: set[str]) -> UnitPlan:
+    stream = TaskStream(examples, encoder, unit.seed)
+    budget_plan = plan_budgets(stream, config.train.batch_size, [cell.budget for cell in unit.cells])
+    objective = registry.build(unit.objective, config.objective_params(unit.objective), unit.seed)
+    context = CountingContext(encoder)
+    processed = 0
+    for step in range(budget_plan.total_steps()):
+        items = stream.items(*budget_plan.step_positions(step))
+        preferences = [make_preference(i.example, config.data.rejected, unit.seed) if objective.needs_preference else None for i in items]
+        prepared = objective.prepare(items, preferences, context)
+        tokens = sum(pair.length for pairs in encode_items(prepared, encoder) for pair in pairs)
+        processed += tokens * (2 if objective.reference else 1)
+    task = budget_plan.tokens[max(budget_plan.budgets)]
+    cells = [cell.cell_id for cell in unit.cells]
+    return UnitPlan(
+        unit=unit.name,
+        objective=unit.objective,
+        steps=budget_plan.total_steps(),
+        task_tokens=task,
+        compute_tokens=processed + context.generated - task,
+        generated_tokens=context.generated,
+        cells=cells,
+        pending=[cell for cell in cells if cell not in finished],
+    )
+
+
+def plan_evaluation(config: ExperimentConfig, checkpoints: int) -> EvalPlan:
+    settings = config.eval
+    generations, scored, judge, skipped = 0, 0, 0, []
+    new_tokens = settings.generation.max_new_tokens
+    tokens = 0
+    for task in settings.capability:
+        count = _count_rows(task.source, task.limit)
+        if task.kind == "rubric" and settings.judge.kind == "none":
+            skipped.append(f"capability {task.display_name}: no judge configured")
+            continue
+        generations += count
+        tokens += count * (task.max_new_tokens or new_tokens)
+        judge += count if task.kind == "rubric" else 0
+    if settings.jailbreak is not None:
+        prompts = _count_rows(settings.jailbreak.prompts, settings.jailbreak.limit)
+        for attack in settings.jailbreak.attacks:
+            if attack == "translation" and settings.jailbreak.translator is None:
+                skipped.append("jailbreak translation: no translator configured")
+                continue
+            generations += prompts
+            tokens += prompts * (settings.jailbreak.max_new_tokens or new_tokens)
+            judge += prompts if settings.judge.kind != "none" and settings.jailbreak.scorer != "classifier" else 0
+    if settings.persona is not None:
+        for path in settings.persona.trait_files().values():
+            scored += 2 * _count_rows(path, settings.persona.limit)
+    return EvalPlan(checkpoints, generations, tokens, scored, judge, skipped)
+
+
+def _count_rows(source: str, limit: int | None) -> int:
+    path = Path(source)
+    if not path.is_file():
+        return limit or 0
+    with path.open(encoding="utf-8") as handle:
+        rows = sum(1 for line in handle if line.strip()) - (1 if path.suffix == ".csv" else 0)
+    return min(rows, limit) if limit else rows
+
+
+def measured_rates() -> dict:
+    """Rates written by ``benchmarks/`` (``--save-rates``), keyed by machine kind."""
+    text = resources.files("objlab.runner").joinpath("rates.json").read_text()
+    return json.loads(text)
+
+
+def machine_kind() -> str:
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+
+
+def estimate_seconds(plan: GridPlan, matmul_parameters: int, rates: dict) -> dict | None:
+    """Seconds per phase from measured rates, scaled linearly in matmul parameters."""
+    if not rates:
+        return None
+    scale = matmul_parameters / rates["matmul_parameters"]
+    train_rate = rates["train_tokens_per_s"] / scale  # forward+backward tokens per second
+    pending_units = [unit for unit in plan.units if unit.pending]
+    # A reference or rejected forward costs about a third of a training token (no backward).
+    train = sum((unit.task_tokens + unit.compute_tokens / 3 + unit.generated_tokens) / train_rate for unit in pending_units)
+    evaluation = plan.evaluation
+    per_checkpoint = evaluation.generated_tokens_per_checkpoint / (rates["generate_tokens_per_s"] / scale)
+    per_checkpoint += evaluation.scored_items_per_checkpoint / (rates["score_items_per_s"] / scale)
+    return {"train_s": train, "eval_s": per_checkpoint * evaluation.checkpoints, "rates_from": rates.get("measured", "?")}
+
+
+def build_plan(config: ExperimentConfig, finished: set[str] = frozenset()) -> GridPlan:
+    encoder = ChatEncoder(load_tokenizer(config.model), config.train.max_length)
+    examples = load_examples(config.data)
+    units = [plan_unit(config, unit, examples, encoder, set(finished)) for unit in expand(config)]
+    pending_cells = sum(len(unit.pending) for unit in units)
+    base_pending = BASE_CELL not in finished
+    evaluation = plan_evaluation(config, pending_cells + int(base_pending))
+    mode = "snapshots (one run per objective and seed)" if snapshots_enabled(config) else "one run per cell"
+    plan = GridPlan(mode, units, evaluation, base_pending, None)
+    rates = measured_rates().get(machine_kind())
+    if rates:
+        plan.estimate = estimate_seconds(plan, matmul_parameters(config), rates)
+    return plan
+
+
+def matmul_parameters(config: ExperimentConfig) -> int:
+    """Parameters in the model's linear layers (LM head included), from its config alone."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    model_config = AutoConfig.from_pretrained(config.model.name_or_path, revision=config.model.revision, trust_remote_code=config.model.trust_remote_code)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(model_config, trust_remote_code=config.model.trust_remote_code)
+    return sum(module.weight.numel() for module in model.modules() if isinstance(module, torch.nn.Linear))
+
+
+def render_plan(plan: GridPlan, console) -> None:
+    """Print the plan: one row per training unit, the evaluation's counts, the estimate."""
+    from rich.table import Table
+
+    table = Table("unit", "steps", "task tokens", "compute tokens", "sampled tokens (max)", "cells (pending)", title=f"training: {plan.mode}")
+    for unit in plan.units:
+        table.add_row(unit.unit, f"{unit.steps:,}", f"{unit.task_tokens:,}", f"{unit.compute_tokens:,}", f"{unit.generated_tokens:,}", f"{len(unit.cells)} ({len(unit.pending)})")
+    console.print(table)
+    evaluation = plan.evaluation
+    console.print(
+        f"evaluation: {evaluation.checkpoints} checkpoints to evaluate"
+        f"{' (base model included)' if plan.base_pending else ''}; per checkpoint "
+        f"{evaluation.generations_per_checkpoint:,} generations (up to {evaluation.generated_tokens_per_checkpoint:,} new tokens), "
+        f"{evaluation.scored_items_per_checkpoint:,} scored persona answers, {evaluation.judge_calls_per_checkpoint:,} judge calls "
+        f"(at most; cached verdicts are not asked again)"
+    )
+    for note in evaluation.skipped:
+        console.print(f"  skipped: {note}")
+    if plan.estimate is None:
+        console.print(f"time estimate: none (no benchmark rates for machine kind {machine_kind()!r}; run benchmarks/ with --save-rates)")
+    else:
+        estimate = plan.estimate
+        console.print(
+            f"time ESTIMATE from measured rates ({estimate['rates_from']}): training {estimate['train_s'] / 60:.1f} min, "
+            f"evaluation {estimate['eval_s'] / 60:.1f} min (generation and scoring only; judge latency not included)"
+        )

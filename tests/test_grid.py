@@ -1,0 +1,135 @@
+"""The grid runner end to end on the tiny model: resume after SIGKILL, extension, config guard,
+the plan, and the verdict cache surviving a restart."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from objlab.cli import app
+from objlab.config import load_config
+from objlab.errors import StateError
+from objlab.runner.execute import run_grid
+from objlab.store import BASE_CELL, ResultsStore
+from tiny import GSM8K, PERSONA, write_config
+
+TRAIN = {"batch_size": 2, "warmup_steps": 1, "checkpoint_every": 1, "max_length": 256}
+FORBIDDEN = "category,source,forbidden_prompt\n" + "".join(f"placeholder,test,Placeholder forbidden request {i}.\n" for i in range(3))
+
+
+def grid_config(tmp_path, tiny_model, name="config.yaml", **overrides):
+    forbidden = tmp_path / "forbidden.csv"
+    forbidden.write_text(FORBIDDEN)
+    sections = {
+        "objectives": {"sft": {}, "dpo": {}},
+        "budgets": [600, 1200],
+        "train": TRAIN,
+        "eval": {
+            "generation": {"max_new_tokens": 6, "backend": "hf"},
+            "capability": [{"kind": "gsm8k", "source": str(GSM8K), "limit": 3}],
+            "jailbreak": {"prompts": str(forbidden), "attacks": ["none", "dan"]},
+            "persona": {"dir": str(PERSONA), "limit": 4},
+        },
+    }
+    sections.update(overrides)
+    return write_config(tmp_path / name, tiny_model, **sections)
+
+
+def stored(run_dir):
+    """Every stored cell's figures, keyed by cell, plus how often each cell id occurs."""
+    with ResultsStore.in_run_dir(run_dir, read_only=True) as store:
+        counts = dict(store.db.execute("SELECT cell_id, count(*) FROM cells GROUP BY cell_id").fetchall())
+        figures = {
+            cell: sorted((m.axis, m.metric, m.group, m.comparison or "", round(m.value, 12), m.n) for m in store.cell_metrics(cell) if m.value == m.value)
+            for cell in counts
+        }
+    return counts, figures
+
+
+def wait_for(path, process, timeout=300):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"the run ended (rc {process.returncode}) before {path} appeared:\n{process.stdout.read()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"{path} did not appear in {timeout} s")
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+def test_killed_grid_resumes_to_the_uninterrupted_result(tmp_path, tiny_model):
+    config_path = grid_config(tmp_path, tiny_model)
+    config = load_config(config_path)
+    reference = run_grid(config, tmp_path / "reference")
+    assert len(reference.cells_run) == 5
+
+    run_dir = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "objlab.cli", "run", str(config_path), "--out", str(run_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    wait_for(run_dir / "work" / "dpo" / "seed-0" / "LATEST", process)  # the second unit has checkpointed
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+    resumed = run_grid(config, run_dir)
+    assert BASE_CELL not in resumed.cells_run and "sft/seed-0/budget-600" not in resumed.cells_run
+    assert set(resumed.cells_run) == {"dpo/seed-0/budget-600", "dpo/seed-0/budget-1200"}
+    counts, figures = stored(run_dir)
+    reference_counts, reference_figures = stored(tmp_path / "reference")
+    assert counts == reference_counts == {cell: 1 for cell in reference_counts}
+    assert figures == reference_figures
+    snapshot, end = (load_train_manifest(run_dir, f"dpo/seed-0/budget-{b}") for b in (600, 1200))
+    assert end["resumed_from_step"] > 0 and (snapshot["mode"], end["mode"]) == ("snapshot", "own-run")
+
+    again = run_grid(config, run_dir)
+    assert again.cells_run == []
+
+
+def load_train_manifest(run_dir, cell_id):
+    import json
+
+    with ResultsStore.in_run_dir(run_dir, read_only=True) as store:
+        (text,) = store.db.execute("SELECT train_manifest FROM cells WHERE cell_id = ?", [cell_id]).fetchone()
+    return json.loads(text)
+
+
+def test_extension_runs_only_new_cells_and_changed_config_is_refused(tmp_path, tiny_model):
+    run_dir = tmp_path / "run"
+    first = run_grid(load_config(grid_config(tmp_path, tiny_model, objectives={"sft": {}}, budgets=[600])), run_dir)
+    assert first.cells_run == [BASE_CELL, "sft/seed-0/budget-600"]
+    _, before = stored(run_dir)
+
+    extended = load_config(grid_config(tmp_path, tiny_model, objectives={"sft": {}, "kl": {}}, budgets=[600]))
+    assert run_grid(extended, run_dir).cells_run == ["kl/seed-0/budget-600"]
+    counts, after = stored(run_dir)
+    assert set(counts) == {BASE_CELL, "sft/seed-0/budget-600", "kl/seed-0/budget-600"}
+    assert after[BASE_CELL] == before[BASE_CELL]
+
+    changed = load_config(grid_config(tmp_path, tiny_model, objectives={"sft": {}}, budgets=[600], train={**TRAIN, "batch_size": 3}))
+    with pytest.raises(StateError, match=r"changed:\n  train.batch_size: 2 -> 3\nOnly"):
+        run_grid(changed, run_dir)
+
+
+def test_plan_prints_units_tokens_and_evaluation(tmp_path, tiny_model):
+    config_path = grid_config(tmp_path, tiny_model)
+    result = CliRunner().invoke(app, ["run", str(config_path), "--out", str(tmp_path / "run"), "--plan"])
+    assert result.exit_code == 0, result.output
+    for text in ("sft/seed-0", "dpo/seed-0", "snapshots", "5 checkpoints", "generations", "scored persona answers"):
+        assert text in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_ray_local_grid_matches_sequential(tmp_path, tiny_model):
+    pytest.importorskip("ray")
+    config = load_config(grid_config(tmp_path, tiny_model, objectives={"sft": {}}, budgets=[600]))
+    run_grid(config, tmp_path / "sequential")
+    summary = run_grid(config, tmp_path / "ray", ray="local")
+    assert sorted(summary.cells_run) == [BASE_CELL, "sft/seed-0/budget-600"]
+    assert stored(tmp_path / "ray") == stored(tmp_path / "sequential")
