@@ -1,0 +1,234 @@
+"""The report a researcher reads: one self-contained ``report.html`` plus every plot as PNG.
+
+The page needs nothing but itself: the plots are embedded as base64 data URIs, the style is
+inline, there is no script and no external address, so it can be mailed, archived or opened
+offline. Every text that comes from the results store or the config (cell ids, notes, judge
+names) goes through ``html.escape``: a note can hold anything a judge or a dataset said.
+
+Order of the page: the toy banner (when the run is a toy's), what the numbers rest on
+(model, data, scorers, backend, devices), the cells and their mode (pending ones included),
+the headline table, each plot with the table of exactly the rows it draws, the notes on
+skipped figures and warnings, and the time per phase.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+import objlab
+from objlab.report.data import ReportData, load_report_data, pending_cells
+from objlab.report.plots import PLOTS, Plot, draw_all
+from objlab.report.provenance import cell_status, manifest_warnings, run_facts, skipped_notes
+from objlab.report.tables import (
+    LEGEND,
+    format_count,
+    headline_display,
+    headline_from,
+    measure_display,
+    measure_table,
+    time_per_cell,
+    time_per_phase_from,
+)
+from objlab.store import ResultsStore
+
+REPORT_DIR = "report"
+REPORT_FILE = "report.html"
+OPEN_TABLE_ROWS = 40  # longer tables start folded (a <details> element, no script needed)
+TOY_BANNER = (
+    "TOY MODEL RUN. These numbers come from a toy model (config <code>toy: true</code>): they show that the "
+    "pipeline, stores and plots work, and say nothing about the safety of any real model."
+)
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto; max-width: 1280px;
+       padding: 1.2em 2em 3em; color: #1d1d1d; line-height: 1.45; }
+h1 { margin-bottom: 0.1em; } h2 { margin-top: 2.2em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+.subtitle { color: #555; margin-top: 0; }
+.toy-banner { background: #fff3cd; border: 3px solid #e0a800; color: #5c4400; font-size: 1.15em;
+              font-weight: 600; padding: 0.9em 1.2em; margin: 1em 0; border-radius: 6px; }
+.pending { background: #eef4ff; border-left: 4px solid #4a78c2; padding: 0.5em 1em; }
+.missing { background: #f6f6f6; border-left: 4px solid #999; padding: 0.5em 1em; }
+table { border-collapse: collapse; font-size: 0.84em; margin: 0.6em 0 1em; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.55em; text-align: left; vertical-align: top; white-space: nowrap; }
+td.prose { white-space: normal; min-width: 11em; }
+.scroll { overflow-x: auto; max-width: 100%; }
+th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr.pending-row td { color: #4a78c2; font-style: italic; }
+dl.facts { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1.2em; font-size: 0.92em; }
+dl.facts dt { font-weight: 600; } dl.facts dd { margin: 0; word-break: break-word; }
+figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #444; font-size: 0.9em; max-width: 70em; }
+summary { cursor: pointer; color: #333; font-weight: 600; margin: 0.4em 0; }
+nav ul { columns: 2; font-size: 0.92em; } code { background: #f3f3f3; padding: 0 0.2em; }
+footer { margin-top: 3em; color: #777; font-size: 0.85em; }
+"""
+_NUMERIC_HEADERS = frozenset({"n", "seconds", "cells", "budget tokens", "compute tokens", "steps", "final loss"})
+_PROSE_HEADERS = frozenset({"method", "test", "note", "device"})  # long text wraps; figures never do
+
+
+def write_report(run_dir: Path, primary_capability: str | None = None) -> Path:
+    """Write ``RUN_DIR/report/report.html`` and the plots as PNG; returns the HTML's path.
+
+    The store is opened read-only, so a report can be drawn from a finished or stopped run at
+    any time. ``primary_capability`` (``metric`` or ``metric:group``) picks the frontier's
+    capability axis (default: see ``data.parse_primary``).
+    """
+    run_dir = Path(run_dir)
+    with ResultsStore.in_run_dir(run_dir, read_only=True) as store:
+        data = load_report_data(store, primary_capability)
+    out_dir = run_dir / REPORT_DIR
+    pngs = draw_all(data, out_dir)
+    target = out_dir / REPORT_FILE
+    target.write_text(render_html(data, pngs), encoding="utf-8")
+    return target
+
+
+def render_html(data: ReportData, pngs: dict[str, Path]) -> str:
+    """The whole page for ``data`` with the PNGs of ``draw_all`` embedded."""
+    name = data.config.get("name") or "objlab run"
+    body = [
+        f"<h1>objlab report: {_e(name)}</h1>",
+        f'<p class="subtitle">How the fine-tuning objective changes what fine-tuning does to safety. '
+        f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} by objlab {_e(objlab.__version__)}.</p>",
+        f'<div class="toy-banner" role="alert">{TOY_BANNER}</div>' if data.is_toy else "",
+        _contents(),
+        _section("facts", "What the numbers rest on", _facts(data)),
+        _section("cells", "Cells", _cells(data)),
+        _section("headline", "Headline", _headline(data)),
+        *(_plot_section(data, plot, pngs[plot.name]) for plot in PLOTS),
+        _section("notes", "Notes: skipped figures and warnings", _notes(data)),
+        _section("time", "Time per phase", _timing(data)),
+        "<footer>Every figure: value [95% interval], n = number of items, the method that produced it; "
+        "tests against the base model are paired on the same items, p-values Holm-adjusted within each axis.</footer>",
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>objlab report: {_e(name)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        + "\n".join(part for part in body if part)
+        + "\n</body>\n</html>\n"
+    )
+
+
+# -- building blocks -------------------------------------------------------------------------------
+def _e(value) -> str:
+    """Text for the page, escaped (store text may hold markup)."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _section(anchor: str, title: str, content: str) -> str:
+    return f'<section id="{anchor}">\n<h2>{_e(title)}</h2>\n{content}\n</section>'
+
+
+def _table(header: list[str], rows: list[list], caption: str = "") -> str:
+    """An HTML table of escaped text; long ones fold into a <details> element."""
+    kinds = ["num" if name in _NUMERIC_HEADERS or name.endswith("seconds") else "prose" if name in _PROSE_HEADERS else ""
+             for name in header]
+    head = "".join(f"<th>{_e(name)}</th>" for name in header)
+    lines = []
+    for row in rows:
+        css = ' class="pending-row"' if "pending" in row else ""
+        cells = "".join(f'<td class="{kind}">{_e(v)}</td>' if kind else f"<td>{_e(v)}</td>" for v, kind in zip(row, kinds))
+        lines.append(f"<tr{css}>{cells}</tr>")
+    table = f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(lines)}</tbody></table></div>'
+    summary = caption or "table"
+    opened = " open" if len(rows) <= OPEN_TABLE_ROWS else ""
+    return f"<details{opened}><summary>{_e(summary)} ({len(rows)} rows)</summary>{table}</details>"
+
+
+def _frame_rows(frame: pd.DataFrame) -> list[list[str]]:
+    """A DataFrame's cells as display text (NaN and None as '-', floats to 4 significant digits)."""
+    def text(value) -> str:
+        if value is None or (isinstance(value, float) and value != value) or value is pd.NA or value is pd.NaT:
+            return "-"
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    return [[text(v) for v in row] for row in frame.itertuples(index=False)]
+
+
+def _contents() -> str:
+    entries = [("facts", "What the numbers rest on"), ("cells", "Cells"), ("headline", "Headline")]
+    entries += [(plot.name, plot.title) for plot in PLOTS]
+    entries += [("notes", "Notes"), ("time", "Time per phase")]
+    items = "".join(f'<li><a href="#{anchor}">{_e(title)}</a></li>' for anchor, title in entries)
+    return f"<nav><ul>{items}</ul></nav>"
+
+
+# -- sections -------------------------------------------------------------------------------------
+def _facts(data: ReportData) -> str:
+    items = "".join(f"<dt>{_e(label)}</dt><dd>{_e(text)}</dd>" for label, text in run_facts(data))
+    return f'<dl class="facts">{items}</dl>'
+
+
+def _cells(data: ReportData) -> str:
+    frame = cell_status(data)
+    pending = pending_cells(data)
+    lead = (
+        f'<p class="pending"><strong>{len(pending)} cell(s) pending</strong> (no results yet; not in any plot or '
+        f"table below): {_e(', '.join(pending))}</p>"
+        if pending else "<p>Every cell of the grid has finished.</p>"
+    )
+    explain = (
+        "<p>Mode: <code>snapshot</code> = cut at this budget from one run per (objective, seed) under the "
+        "budget-independent schedule; <code>own-run</code> = the end of a run (its own, or the run to the largest "
+        "budget). Budget tokens are task-stream tokens consumed; compute tokens include what the objective adds "
+        "(rejected responses, reference passes, samples).</p>"
+    )
+    header = ["cell", "status", "mode", "budget tokens", "compute tokens", "steps", "final loss", "finished at"]
+    rows = _frame_rows(frame)
+    for row, (_, record) in zip(rows, frame.iterrows()):
+        row[3], row[4] = format_count(record["budget_tokens"]), format_count(record["compute_tokens"])
+    return lead + explain + _table(header, rows, "cells of the grid")
+
+
+def _headline(data: ReportData) -> str:
+    header, rows = headline_display(headline_from(data))
+    primary = data.primary.label if data.primary else "none"
+    return (
+        f"<p>Primary capability figure: <code>{_e(primary)}</code>. {_e(LEGEND)}</p>"
+        + _table(header, rows, "one row per finished cell")
+    )
+
+
+def _plot_section(data: ReportData, plot: Plot, png: Path) -> str:
+    encoded = base64.b64encode(png.read_bytes()).decode("ascii")
+    reason = plot.missing(data)
+    missing = f'<p class="missing">Not drawn: {_e(reason)}.</p>' if reason else ""
+    header, rows = measure_display(measure_table(data, plot.measures(data)))
+    table = _table(header, rows, "the numbers behind this plot") if rows else "<p>No figures in the store for this plot.</p>"
+    figure = (
+        f'<figure><img src="data:image/png;base64,{encoded}" alt="{_e(plot.title)}">'
+        f"<figcaption>{_e(plot.caption)} PNG: <code>{_e(png.name)}</code>.</figcaption></figure>"
+    )
+    return _section(plot.name, plot.title, missing + figure + table)
+
+
+def _notes(data: ReportData) -> str:
+    skipped = skipped_notes(data)
+    parts = []
+    if skipped.empty:
+        parts.append("<p>No figure was skipped.</p>")
+    else:
+        items = "".join(
+            f"<li><strong>{_e(row.axis)} {_e(row.metric)}{_e(f' ({row.group})' if row.group else '')}</strong>: "
+            f"skipped in {row.cells} of {row.of} cells. {_e(row.note)}</li>"
+            for row in skipped.itertuples(index=False)
+        )
+        parts.append(f"<p>Figures that were not produced, and why:</p><ul>{items}</ul>")
+    warnings = manifest_warnings(data)
+    if warnings:
+        parts.append("<p>Warnings recorded during evaluation:</p><ul>" + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul>")
+    return "\n".join(parts)
+
+
+def _timing(data: ReportData) -> str:
+    phases = time_per_phase_from(data)
+    header = ["phase", "seconds", "cells", "device", "note"]
+    rows = [[row.phase, f"{row.seconds:,.1f}", str(row.cells), row.device, row.note] for row in phases.itertuples(index=False)]
+    per_cell = time_per_cell(data)
+    cell_header = [column.replace("_", " ") for column in per_cell.columns]
+    return _table(header, rows, "seconds per phase") + _table(cell_header, _frame_rows(per_cell), "seconds per cell")

@@ -1,0 +1,154 @@
+"""What a run's numbers rest on: model, data, scorers, backend, devices, and what is missing.
+
+A figure is only as good as the model, data and judge behind it, so the report states them
+beside the plots. Values come from the cells' manifests (what actually ran) where they were
+recorded, and from the config (what was asked for) otherwise; when cells disagree (a grid
+extended with another judge, a different GPU) every distinct value is listed with its cells.
+Everything here is plain text: escaping is the renderer's job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import pandas as pd
+
+from objlab.report.data import ReportData, format_budget, pending_cells
+
+NOT_RECORDED = "not recorded"
+SOFTWARE = ("objlab", "torch", "transformers", "peft", "python")
+CELL_STATUS_COLUMNS = ["cell", "status", "mode", "budget_tokens", "compute_tokens", "steps", "final_loss", "finished_at"]
+
+
+def distinct(manifests: Iterable[dict], key: str) -> str:
+    """The distinct values of ``key`` in ``manifests``; several ones say how many cells each."""
+    counts: dict[str, int] = {}
+    for info in manifests:
+        value = info.get(key)
+        if value not in (None, "", {}, []):
+            text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+            counts[text] = counts.get(text, 0) + 1
+    if len(counts) <= 1:
+        return next(iter(counts), NOT_RECORDED)
+    return "; ".join(f"{value} ({count} cells)" for value, count in counts.items())
+
+
+def _settings(values: dict, keys: tuple[str, ...] | None = None) -> str:
+    """``key=value, ...`` of the set entries of ``values`` (only ``keys`` when given)."""
+    chosen = {key: values.get(key) for key in keys} if keys else values
+    return ", ".join(f"{key}={value}" for key, value in chosen.items() if value not in (None, "", [], {})) or "-"
+
+
+def _objectives(config: dict) -> str:
+    objectives = config.get("objectives") or {}
+    if isinstance(objectives, list):
+        return ", ".join(map(str, objectives))
+    return "; ".join(f"{name} ({_settings(params)})" if params else name for name, params in objectives.items())
+
+
+def _eval_sources(config: dict) -> str:
+    evaluation = config.get("eval") or {}
+    sources = [
+        f"capability {task.get('name') or task.get('kind')}: {task.get('source')}" for task in evaluation.get("capability") or []
+    ]
+    if (jailbreak := evaluation.get("jailbreak")) and jailbreak.get("prompts"):
+        sources.append(f"jailbreak prompts: {jailbreak['prompts']}")
+    if persona := evaluation.get("persona"):
+        sources.append(f"persona: {persona.get('dir') or 'default traits'}")
+    return "; ".join(sources) or "-"
+
+
+def _judge(data: ReportData) -> str:
+    recorded = distinct(data.cells["eval_manifest"], "judge")
+    if recorded != NOT_RECORDED:
+        return recorded
+    judge = (data.config.get("eval") or {}).get("judge") or {}
+    return "none (no judge configured)" if judge.get("kind", "none") == "none" else _settings(judge)
+
+
+def _translator(data: ReportData) -> str:
+    recorded = distinct(data.cells["eval_manifest"], "translator")
+    return "none configured (attacks that need one are skipped)" if recorded == NOT_RECORDED else recorded
+
+
+def _devices(data: ReportData) -> str:
+    counts: dict[str, int] = {}
+    for info in data.cells["eval_manifest"]:
+        gpu = (info.get("environment") or {}).get("gpu")
+        device = info.get("device")
+        if device:
+            name = f"{device} ({gpu})" if gpu else str(device)
+            counts[name] = counts.get(name, 0) + 1
+    return "; ".join(f"{name} ({count} cells)" for name, count in counts.items()) or NOT_RECORDED
+
+
+def _software(data: ReportData) -> str:
+    versions = set()
+    for info in data.cells["eval_manifest"]:
+        environment = info.get("environment") or {}
+        parts = [f"{name} {environment[name]}" for name in SOFTWARE if environment.get(name)]
+        if parts:
+            versions.add(", ".join(parts))
+    return "; ".join(sorted(versions)) or NOT_RECORDED
+
+
+def run_facts(data: ReportData) -> list[tuple[str, str]]:
+    """(label, text) pairs: the model, data, grid, scorers, backend and devices of the run."""
+    config = data.config
+    model = config.get("model") or {}
+    task_data = config.get("data") or {}
+    generation = (config.get("eval") or {}).get("generation") or {}
+    evaluations, trainings = list(data.cells["eval_manifest"]), list(data.adapter_cells["train_manifest"])
+    backend = f"{distinct(evaluations, 'backend')} ({distinct(evaluations, 'dtype')}); configured: {_settings(generation)}"
+    return [
+        ("run", f"{config.get('name', NOT_RECORDED)} (config fingerprint {distinct(evaluations, 'config_fingerprint')})"),
+        ("toy model", "YES: numbers from a toy model organism" if data.is_toy else "no"),
+        ("model", model.get("name_or_path") or distinct(evaluations, "model")),
+        ("model revision", model.get("revision") or "not pinned (see fingerprint)"),
+        ("model fingerprint", distinct(evaluations, "model_fingerprint")),
+        ("training data", f"{task_data.get('source', NOT_RECORDED)} ({_settings(task_data, ('task', 'hf_config', 'split', 'limit'))})"),
+        ("training data hash", distinct(trainings, "data_hash")),
+        ("evaluation data", _eval_sources(config)),
+        ("objectives", _objectives(config)),
+        ("budgets (tokens)", ", ".join(format_budget(b) for b in config.get("budgets") or []) or "-"),
+        ("seeds", ", ".join(map(str, config.get("seeds") or [])) or "-"),
+        ("LoRA", _settings(config.get("lora") or {})),
+        ("optimizer", _settings(config.get("train") or {}, ("learning_rate", "schedule", "warmup_steps", "batch_size", "max_length"))),
+        ("judge", _judge(data)),
+        ("jailbreak scorer", distinct(evaluations, "jailbreak_scorer")),
+        ("translator", _translator(data)),
+        ("generation backend", backend),
+        ("devices", _devices(data)),
+        ("software", _software(data)),
+    ]
+
+
+def cell_status(data: ReportData) -> pd.DataFrame:
+    """Every cell of the grid with its status: finished (mode, tokens, finish time) or pending."""
+    rows = []
+    for _, cell in data.cells.iterrows():
+        manifest = cell["train_manifest"]
+        mode = cell["mode"] if isinstance(cell["mode"], str) else ("base model" if cell["kind"] == "base" else NOT_RECORDED)
+        rows.append({
+            "cell": cell["cell_id"], "status": "finished", "mode": mode,
+            "budget_tokens": cell["budget_tokens"], "compute_tokens": cell["compute_tokens"],
+            "steps": manifest.get("steps"), "final_loss": manifest.get("final_loss"),
+            "finished_at": str(cell["finished_at"])[:19],
+        })
+    rows += [{"cell": label, "status": "pending"} for label in pending_cells(data)]
+    return pd.DataFrame(rows, columns=CELL_STATUS_COLUMNS)
+
+
+def skipped_notes(data: ReportData) -> pd.DataFrame:
+    """Each figure that was not produced, why, and in how many cells (e.g. an attack without translator)."""
+    skipped = data.metrics[data.metrics["status"] == "skipped"]
+    groups = skipped.groupby(["axis", "metric", "group", "note"], sort=False)["cell_id"].nunique().reset_index(name="cells")
+    groups["of"] = len(data.cells)
+    return groups
+
+
+def manifest_warnings(data: ReportData) -> list[str]:
+    """Warnings the evaluation recorded (e.g. a fallback backend), each once."""
+    warnings = [str(w) for info in data.cells["eval_manifest"] for w in info.get("warnings") or []]
+    return list(dict.fromkeys(warnings))

@@ -1,0 +1,158 @@
+"""The HTML report on the synthetic fixture store (fabricated numbers, see test_report_fixtures)."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import struct
+
+import pytest
+from test_report_fixtures import (
+    BUDGETS,
+    CONFIG,
+    FIXTURE_CELLS,
+    SCRIPT_NOTE,
+    TRANSLATION_NOTE,
+    build_fixture_run,
+    eval_manifest,
+    own_rows,
+)
+
+from objlab.errors import StateError
+from objlab.report.data import load_report_data, pending_cells
+from objlab.report.html import REPORT_DIR, render_html, write_report
+from objlab.report.plots import PLOTS
+from objlab.report.style import placeholder
+from objlab.report.tables import measure_table
+from objlab.store import ResultsStore
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == PNG_SIGNATURE, f"{path} is not a PNG"
+    return struct.unpack(">II", header[16:24])
+
+
+@pytest.fixture(scope="module")
+def fixture_run(tmp_path_factory):
+    return build_fixture_run(tmp_path_factory.mktemp("run"))
+
+
+@pytest.fixture(scope="module")
+def report(fixture_run):
+    path = write_report(fixture_run)
+    return path, path.read_text(encoding="utf-8")
+
+
+def test_writes_html_and_one_png_per_plot(report, fixture_run):
+    path, page = report
+    assert path == fixture_run / REPORT_DIR / "report.html"
+    pngs = sorted(p.name for p in path.parent.glob("*.png"))
+    assert pngs == sorted(f"{plot.name}.png" for plot in PLOTS) and len(pngs) == 5
+    for png in path.parent.glob("*.png"):
+        width, height = png_size(png)
+        assert width > 300 and height > 150
+    assert page.count('src="data:image/png;base64,') == 5
+
+
+def test_page_is_self_contained(report):
+    _, page = report
+    assert not re.search(r"<script|<link|@import|url\(", page, re.IGNORECASE)
+    sources = re.findall(r'(?:src|href)="([^"]*)"', page)
+    assert sources and all(s.startswith(("data:image/png;base64,", "#")) for s in sources)
+
+
+def test_every_objective_budget_and_pending_cell_appears(report):
+    _, page = report
+    for objective, seed in FIXTURE_CELLS:
+        for budget in BUDGETS:
+            assert f"{objective}/seed-{seed}/budget-{budget}" in page
+    assert "2 cell(s) pending" in page
+    for label in ("dpo seed 1 1k", "dpo seed 1 4k"):
+        assert f"<td>{label}</td><td>pending</td>" in page
+
+
+def test_toy_banner_only_for_toy_runs(report, fixture_run):
+    _, page = report
+    assert 'class="toy-banner"' in page and "TOY MODEL RUN" in page
+    with ResultsStore.in_run_dir(fixture_run, read_only=True) as store:
+        data = load_report_data(store)
+    data.config["toy"] = False
+    for manifest in data.cells["eval_manifest"]:
+        manifest["toy"] = False
+    pngs = {plot.name: fixture_run / REPORT_DIR / f"{plot.name}.png" for plot in PLOTS}
+    assert "TOY MODEL RUN" not in render_html(data, pngs)
+
+
+def test_store_text_is_escaped(report):
+    _, page = report
+    assert "<script" not in page.lower()
+    assert html.escape(SCRIPT_NOTE) in page
+
+
+def test_skipped_translation_attack_is_explained(report):
+    _, page = report
+    assert html.escape(TRANSLATION_NOTE) in page
+    assert "<strong>jailbreak asr (translation)</strong>: skipped in 7 of 7 cells" in page
+
+
+def test_provenance_and_time_per_phase_are_stated(report):
+    _, page = report
+    for text in ("fixture/toy-llama", "fixture/arithmetic.jsonl", "refusal-classifier", "none (no judge configured)",
+                 "hf (float32)", "<td>snapshot</td>", "<td>own-run</td>", "<td>training</td>", "<td>evaluation (adapters)</td>"):
+        assert text in page, text
+
+
+def test_tables_behind_plots_carry_n_interval_method_and_test(fixture_run, report):
+    _, page = report
+    with ResultsStore.in_run_dir(fixture_run, read_only=True) as store:
+        data = load_report_data(store)
+    for plot in PLOTS:
+        table = measure_table(data, plot.measures(data))
+        shown = table[table["status"] == "ok"]
+        assert not shown.empty, plot.name
+        assert (shown["n"] > 0).all() and shown["method"].str.len().gt(0).all()
+        assert ((shown["ci_low"] <= shown["value"]) & (shown["value"] <= shown["ci_high"])).all()
+        tested = shown[shown["cell"] != "base"]
+        if plot.name != "frontier" and plot.name != "asr_vs_budget":  # the macro ASR has no paired test
+            assert tested["p_value"].notna().all() and tested["test"].str.contains("Holm").all(), plot.name
+    assert "p vs base (Holm)" in page and "0.004 *" in page
+
+
+def test_pending_cells_come_from_the_config(fixture_run):
+    with ResultsStore.in_run_dir(fixture_run, read_only=True) as store:
+        assert pending_cells(load_report_data(store)) == ["dpo seed 1 1k", "dpo seed 1 4k"]
+
+
+def test_placeholder_when_an_axis_is_missing(tmp_path):
+    run = build_fixture_run(tmp_path / "run", axes=("capability", "jailbreak"))
+    page = write_report(run).read_text(encoding="utf-8")
+    reference = placeholder(tmp_path / "reference.png", "title", "message")
+    assert png_size(run / REPORT_DIR / "persona_vs_budget.png") == png_size(reference)
+    assert png_size(run / REPORT_DIR / "asr_vs_budget.png") != png_size(reference)
+    assert "Not drawn: no persona P(match) in the results store (persona axis not evaluated)." in page
+    assert page.count('src="data:image/png;base64,') == 5
+
+
+def test_report_of_a_grid_where_only_the_base_model_finished(tmp_path):
+    with ResultsStore.in_run_dir(tmp_path) as store:
+        store.set_meta("config", json.dumps(CONFIG))
+        store.record_cell("base", kind="base", metrics=own_rows(), items=[], eval_manifest=eval_manifest(9.0), eval_seconds=9.0)
+    page = write_report(tmp_path).read_text(encoding="utf-8")
+    assert len(list((tmp_path / REPORT_DIR).glob("*.png"))) == 5
+    planned = len(CONFIG["objectives"]) * len(CONFIG["seeds"]) * len(BUDGETS)
+    assert f"{planned} cell(s) pending" in page
+    assert page.count("Not drawn: no fine-tuned cell has finished yet") == 4  # the heatmap still shows the base row
+
+
+def test_unknown_primary_capability_names_the_present_ones(fixture_run):
+    with pytest.raises(ValueError, match="accuracy_strict:gsm8k"):
+        write_report(fixture_run, primary_capability="no_such_metric")
+
+
+def test_missing_store_is_a_clear_error(tmp_path):
+    with pytest.raises(StateError, match="no results store"):
+        write_report(tmp_path)
