@@ -232,3 +232,39 @@ def test_cli_reports_malformed_data_with_file_and_line(tmp_path, tiny_model):
     result = CliRunner().invoke(app, ["train", str(config), "--objective", "sft", "--budget", "100", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert f"{data}:2: not valid JSON" in result.output
+
+
+PLUGIN = '''
+from objlab.objectives.base import Batch, ForwardOutput, LossOutput, Objective, step_token_mean, token_nll
+from objlab.objectives.registry import register
+
+
+@register
+class HalfSFT(Objective):
+    name = "half_sft"
+    description = "Half the SFT loss (a user plugin in a test)."
+
+    def loss(self, batch: Batch, policy: ForwardOutput, reference: ForwardOutput | None) -> LossOutput:
+        total, _ = token_nll(batch, policy, "sft")
+        loss = 0.5 * step_token_mean(total, batch, "sft")
+        return LossOutput(loss, {"nll": 2 * loss.item()})
+'''
+
+
+def test_a_plugin_objective_trains_through_the_cli(tmp_path, tiny_model, monkeypatch):
+    """The README's recipe for a user's own objective: one registered class, loaded by --plugin."""
+    from tiny import write_config
+
+    (tmp_path / "my_objectives.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = write_config(tmp_path / "c.yaml", tiny_model, objectives=["sft", "half_sft"])
+    runner = CliRunner()
+    listed = runner.invoke(app, ["--plugin", "my_objectives", "objectives"])
+    assert "half_sft" in listed.output and "Half the SFT loss" in listed.output
+    logs = {}
+    for name in ("sft", "half_sft"):
+        result = runner.invoke(app, ["--plugin", "my_objectives", "train", str(config), "--objective", name, "--budget", "300", "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        logs[name] = read_log(tmp_path / name / "train_log.jsonl")
+    assert logs["half_sft"][0]["loss"] == pytest.approx(logs["sft"][0]["loss"] / 2, rel=1e-5)
+    assert [row["budget_tokens"] for row in logs["half_sft"]] == [row["budget_tokens"] for row in logs["sft"]]

@@ -169,7 +169,7 @@ def run(
     out: Annotated[Optional[Path], typer.Option(help="Run directory (default: runs/<config name>).")] = None,
     plan: Annotated[bool, typer.Option("--plan", help="Print the cells, tokens, generations and a time estimate; run nothing.")] = False,
     ray: Annotated[Optional[str], typer.Option(help="Run cells as Ray tasks: a cluster address, or 'local'.")] = None,
-    primary: Annotated[Optional[str], typer.Option(help="Capability metric for the frontier, e.g. 'accuracy_flexible (gsm8k)'.")] = None,
+    primary: Annotated[Optional[str], typer.Option(help="Capability metric for the frontier, e.g. 'accuracy_flexible:gsm8k'.")] = None,
 ) -> None:
     """Train and evaluate every cell of the grid, store every number, write the report.
 
@@ -204,7 +204,7 @@ def results(
     run_dir: Annotated[Path, typer.Argument(help="A run directory (holds results.duckdb).")],
     export: Annotated[Optional[str], typer.Option(help="Also export every table: csv or parquet.")] = None,
     to: Annotated[Optional[Path], typer.Option(help="Export directory (default: RUN_DIR/export).")] = None,
-    primary: Annotated[Optional[str], typer.Option(help="Capability metric to show, e.g. 'accuracy_strict (gsm8k)'.")] = None,
+    primary: Annotated[Optional[str], typer.Option(help="Capability metric to show, e.g. 'accuracy_strict:gsm8k'.")] = None,
 ) -> None:
     """Print the headline table of a run (every figure with its 95% interval and n)."""
     from objlab.report.tables import render_headline
@@ -231,7 +231,7 @@ def _open_store(run_dir: Path):
 @user_errors
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run directory (holds results.duckdb).")],
-    primary: Annotated[Optional[str], typer.Option(help="Capability metric for the frontier, e.g. 'accuracy_strict (gsm8k)'.")] = None,
+    primary: Annotated[Optional[str], typer.Option(help="Capability metric for the frontier, e.g. 'accuracy_strict:gsm8k'.")] = None,
 ) -> None:
     """Write RUN_DIR/report/report.html (self-contained, works offline) and one PNG per plot."""
     from objlab.report.html import write_report
