@@ -7,11 +7,13 @@ one call can hold prompts for several adapters: peft routes each row through its
 weights (``adapter_names``; ``"__base__"`` for the base model), which amortises the base
 weights over a whole group of grid cells. Outputs equal those of decoding each adapter alone.
 
-- ``hf``: ``transformers.generate``, left padding, prompts sorted by length so a batch wastes
-  little on padding; greedy unless a temperature is configured. The CPU path.
-- ``hf-static``: the same with a static KV cache (``cache_implementation="static"``); on a GPU
-  transformers compiles the decoding step. Prompt widths are padded to buckets of 64 tokens
-  so the compiled step sees few distinct shapes.
+- ``hf``: ``decode.decode_batch``, left padding, prompts sorted by length so a batch wastes
+  little on padding; greedy unless a temperature is configured. Rows leave the batch at their
+  end-of-sequence token, so short answers stop costing compute (``generate`` would keep them
+  until the batch's longest answer ends); greedy outputs equal ``generate``'s. The CPU path.
+- ``hf-static``: ``transformers.generate`` with a static KV cache
+  (``cache_implementation="static"``); on a GPU transformers compiles the decoding step. Prompt
+  widths are padded to buckets of 64 tokens so the compiled step sees few distinct shapes.
 - ``vllm``: see ``vllm_backend``; optional, never required.
 
 Every backend masks the tokens that were added to the vocabulary (CFT's control tokens), so
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from objlab.errors import ConfigError
+from objlab.evaluate.decode import decode_batch
 from objlab.evaluate.settings import GenerationSettings
 
 BASE_ADAPTER = "__base__"
@@ -123,7 +126,9 @@ def length_sorted_batches(requests: list[GenerationRequest], size_of: Callable[[
 
 
 class HFGenerator:
-    """Batched ``transformers.generate`` over a (peft) model; see the module docstring."""
+    """Batched decoding over a (peft) model: ``decode_batch``, or ``generate`` with a static
+    cache for ``hf-static``; see the module docstring. Sampling draws from a generator seeded
+    with 0 per instance (the ``hf`` path), so a call's samples are reproducible."""
 
     def __init__(self, model, tokenizer, settings: GenerationSettings, vocab_limit: int, device: torch.device, static: bool = False) -> None:
         self.model, self.tokenizer, self.settings, self.device = model, tokenizer, settings, device
@@ -131,6 +136,7 @@ class HFGenerator:
         self.name = "hf-static" if static else "hf"
         self.vocab_limit = vocab_limit
         self.eos_ids = eos_token_ids(model, tokenizer)
+        self._sampler = torch.Generator(device=device).manual_seed(0) if settings.temperature > 0 else None
 
     def supports(self, adapter: str) -> bool:
         return True
@@ -170,30 +176,56 @@ class HFGenerator:
         mask = [[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in batch]
         return torch.tensor(ids, device=self.device), torch.tensor(mask, device=self.device)
 
-    def _decoding_kwargs(self, batch: list[GenerationRequest]) -> dict:
+    def _logits_processors(self) -> list[VocabLimit]:
+        """Added tokens masked when the output layer has rows for them."""
+        if self.vocab_limit < self.model.get_output_embeddings().weight.shape[0]:
+            return [VocabLimit(self.vocab_limit)]
+        return []
+
+    def _adapter_names(self, batch: list[GenerationRequest]) -> list[str] | None:
+        """Each row's adapter for peft (None for a plain model, which serves only the base)."""
+        adapters = [request.adapter for request in batch]
+        if hasattr(self.model, "peft_config"):
+            return adapters
+        if set(adapters) != {BASE_ADAPTER}:
+            raise ValueError(f"adapters {sorted(set(adapters) - {BASE_ADAPTER})} requested from a model without adapters")
+        return None
+
+    def _static_generate_kwargs(self, batch: list[GenerationRequest]) -> dict:
         settings = self.settings
-        kwargs = {"max_new_tokens": batch[0].max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        kwargs = {"max_new_tokens": batch[0].max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id, "cache_implementation": "static"}
         if settings.temperature > 0:
             kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=0)
         else:
             kwargs["do_sample"] = False
-        if self.vocab_limit < self.model.get_output_embeddings().weight.shape[0]:
-            kwargs["logits_processor"] = [VocabLimit(self.vocab_limit)]
-        if self.static:
-            kwargs["cache_implementation"] = "static"
-        adapters = [request.adapter for request in batch]
-        if hasattr(self.model, "peft_config"):
+        if processors := self._logits_processors():
+            kwargs["logits_processor"] = processors
+        if (adapters := self._adapter_names(batch)) is not None:
             kwargs["adapter_names"] = adapters
-        elif set(adapters) != {BASE_ADAPTER}:
-            raise ValueError(f"adapters {sorted(set(adapters) - {BASE_ADAPTER})} requested from a model without adapters")
         return kwargs
 
     @torch.no_grad()
     def _generate_batch(self, batch: list[GenerationRequest]) -> list[Generated]:
         input_ids, attention = self._padded(batch)
+        max_new_tokens = batch[0].max_new_tokens
         self.model.eval()
-        output = self.model.generate(input_ids=input_ids, attention_mask=attention, **self._decoding_kwargs(batch))
-        return [self._decode(row.tolist(), batch[0].max_new_tokens) for row in output[:, input_ids.shape[1] :]]
+        if self.static:
+            output = self.model.generate(input_ids=input_ids, attention_mask=attention, **self._static_generate_kwargs(batch))
+            rows = [row.tolist() for row in output[:, input_ids.shape[1] :]]
+        else:
+            rows = decode_batch(
+                self.model,
+                input_ids,
+                attention,
+                max_new_tokens,
+                self.eos_ids,
+                adapter_names=self._adapter_names(batch),
+                logits_processor=self._logits_processors(),
+                temperature=self.settings.temperature,
+                top_p=self.settings.top_p,
+                generator=self._sampler,
+            )
+        return [self._decode(row, max_new_tokens) for row in rows]
 
     def _decode(self, new_ids: list[int], max_new_tokens: int) -> Generated:
         stop = next((position for position, token in enumerate(new_ids) if token in self.eos_ids), None)

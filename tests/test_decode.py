@@ -1,0 +1,152 @@
+"""``decode_batch`` on the tiny model: token-for-token equal to ``generate``, with rows leaving the
+batch at end-of-sequence (issue 8)."""
+
+import pytest
+import torch
+
+from objlab.evaluate.decode import decode_batch
+from objlab.evaluate.generation import BASE_ADAPTER, VocabLimit
+from objlab.evaluate.sources import load_numeric
+from test_eval_model import make_lora_adapter
+from tiny import GSM8K
+
+NEW_TOKENS = 8
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model)
+
+
+@pytest.fixture(scope="module")
+def base_model(tiny_model):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+
+
+@pytest.fixture(scope="module")
+def prompts(tokenizer) -> list[list[int]]:
+    """Six prompts of different lengths (22 to 60 tokens)."""
+    questions = [item.question for item in load_numeric(str(GSM8K), limit=6)]
+    return [tokenizer(question[: 40 + 15 * index], add_special_tokens=False)["input_ids"] for index, question in enumerate(questions)]
+
+
+def left_padded(prompts: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(map(len, prompts))
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    return ids, mask
+
+
+def generated(model, ids, mask, eos: list[int], pad: int, **kwargs) -> list[list[int]]:
+    """``generate``'s new tokens per row, cut after the first end-of-sequence token."""
+    with torch.no_grad():
+        output = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=NEW_TOKENS, do_sample=False,
+                                eos_token_id=eos, pad_token_id=pad, **kwargs)
+    rows = output[:, ids.shape[1] :].tolist()
+    return [row[: next((i + 1 for i, token in enumerate(row) if token in eos), len(row))] for row in rows]
+
+
+def early_eos(rows: list[list[int]], eos: int) -> list[int]:
+    """``eos`` and two ids the model emits early in some rows (steps 3 and 5 of rows 0 and 3)
+    but not in all: stand-ins for end-of-sequence, which a random model rarely emits."""
+    chosen = [eos, rows[0][2], rows[3][4]]
+    assert any(not set(chosen) & set(row) for row in rows), "every row would stop: pick other ids"
+    return chosen
+
+
+def forward_rows(model):
+    """A list that collects the batch size of every forward pass of ``model`` (a hook on its embedding)."""
+    counts: list[int] = []
+    handle = model.get_input_embeddings().register_forward_hook(lambda module, args, output: counts.append(args[0].shape[0]))
+    return counts, handle
+
+
+def test_greedy_equals_generate_and_finished_rows_stop_computing(base_model, tokenizer, prompts):
+    pad = tokenizer.pad_token_id
+    ids, mask = left_padded(prompts, pad)
+    eos = early_eos(generated(base_model, ids, mask, [tokenizer.eos_token_id], pad), tokenizer.eos_token_id)
+    expected = generated(base_model, ids, mask, eos, pad)
+    assert len({len(row) for row in expected}) > 2  # rows end at different steps, some at the limit
+
+    counts, handle = forward_rows(base_model)
+    try:
+        decoded = decode_batch(base_model, ids, mask, NEW_TOKENS, eos)
+    finally:
+        handle.remove()
+    assert decoded == expected
+    # a row goes through one forward pass per token it emits, none after its end-of-sequence
+    assert sum(counts) == sum(len(row) for row in decoded) < len(prompts) * NEW_TOKENS
+    assert counts[0] == len(prompts) and counts[-1] < len(prompts)
+
+
+def test_logits_processor_is_applied(base_model, tokenizer, prompts):
+    pad = tokenizer.pad_token_id
+    ids, mask = left_padded(prompts, pad)
+    limit = 200
+    eos = [tokenizer.eos_token_id]
+    expected = generated(base_model, ids, mask, eos, pad, logits_processor=[VocabLimit(limit)])
+    decoded = decode_batch(base_model, ids, mask, NEW_TOKENS, eos, logits_processor=[VocabLimit(limit)])
+    assert decoded == expected and all(token < limit for row in decoded for token in row)
+
+
+def test_mixed_adapter_batch_equals_each_row_alone(tiny_model, tokenizer, prompts, tmp_path_factory):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    folder = tmp_path_factory.mktemp("decode-adapters")
+    first, second = (make_lora_adapter(tiny_model, folder / f"adapter-{seed}", seed) for seed in (1, 2))
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), str(first), adapter_name="first")
+    model.load_adapter(str(second), adapter_name="second")
+    model.eval()
+    pad = tokenizer.pad_token_id
+    names = ["first", "second", BASE_ADAPTER, "second", "first", BASE_ADAPTER]
+
+    def alone(prompt: list[int], name: str, eos: list[int]) -> list[int]:
+        ids, mask = left_padded([prompt], pad)
+        if name == BASE_ADAPTER:
+            with model.disable_adapter():
+                return generated(model, ids, mask, eos, pad)[0]
+        model.set_adapter(name)
+        return generated(model, ids, mask, eos, pad)[0]
+
+    real_eos = [tokenizer.eos_token_id]
+    eos = early_eos([alone(prompt, name, real_eos) for prompt, name in zip(prompts, names)], tokenizer.eos_token_id)
+    expected = [alone(prompt, name, eos) for prompt, name in zip(prompts, names)]
+    assert len({len(row) for row in expected}) > 1
+    model.set_adapter("first")  # the active adapter must not matter in a mixed batch
+
+    ids, mask = left_padded(prompts, pad)
+    counts, handle = forward_rows(model)
+    try:
+        decoded = decode_batch(model, ids, mask, NEW_TOKENS, eos, adapter_names=names)
+    finally:
+        handle.remove()
+    assert decoded == expected
+    assert sum(counts) == sum(len(row) for row in decoded) < len(prompts) * NEW_TOKENS
+    with_base = [alone(prompt, BASE_ADAPTER, eos) for prompt in prompts]
+    assert all(row != base for row, base, name in zip(decoded, with_base, names) if name != BASE_ADAPTER)  # adapters matter
+    assert not any(module._forward_pre_hooks for module in model.modules())  # peft's routing hooks removed
+
+
+def test_sampling_is_reproducible_and_top_p_near_zero_is_greedy(base_model, tokenizer, prompts):
+    ids, mask = left_padded(prompts, tokenizer.pad_token_id)
+
+    def sample(seed: int, top_p: float = 1.0) -> list[list[int]]:
+        return decode_batch(base_model, ids, mask, NEW_TOKENS, [], temperature=1.0, top_p=top_p,
+                            generator=torch.Generator().manual_seed(seed))
+
+    assert sample(0) == sample(0)
+    assert sample(0) != sample(1)
+    assert sample(0, top_p=1e-6) == decode_batch(base_model, ids, mask, NEW_TOKENS, [])
+
+
+def test_adapter_names_must_match_the_batch(base_model, tokenizer, prompts):
+    ids, mask = left_padded(prompts[:2], tokenizer.pad_token_id)
+    with pytest.raises(ValueError, match="2 rows"):
+        decode_batch(base_model, ids, mask, NEW_TOKENS, [], adapter_names=[BASE_ADAPTER])
+    with pytest.raises(ValueError, match="without peft"):
+        decode_batch(base_model, ids, mask, NEW_TOKENS, [], adapter_names=[BASE_ADAPTER] * 2)
