@@ -148,3 +148,31 @@ def test_least_recently_used_adapter_is_unloaded(tiny_model, adapters, tmp_path)
     again = small.target(adapters[0])  # loaded anew under a new name, same weights
     assert again.name != first.name and set(small.model.peft_config) == {again.name}
     assert small.generate([GenerationRequest(prompt, again.name, 6)], settings) == before
+
+
+def test_adapters_load_in_any_order_around_a_cft_adapter(tiny_model, adapters, tmp_path):
+    """A CFT adapter (trained token rows) loaded before or between plain adapters changes none
+    of their outputs (peft 0.21 failed to load a plain adapter after a CFT one)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from tiny import write_config
+
+    from objlab.config import load_config
+
+    cft = make_lora_adapter(tiny_model, tmp_path / "cft", 5, objective="cft")
+    config = load_config(write_config(tmp_path / "config.yaml", tiny_model, eval={"generation": {"backend": "hf"}}))
+    settings = GenerationSettings(backend="hf", max_new_tokens=6, batch_size=4)
+    questions = [item.question for item in load_numeric(str(GSM8K), limit=3)]
+
+    def outputs(session, path):
+        target = session.target(path)
+        prompts = [tuple(session.encoder.encode_prompt(target.eval_prompt(q))) for q in questions]
+        return [out.text for out in session.generate([GenerationRequest(ids, target.name, 6) for ids in prompts], settings)]
+
+    fresh = EvalSession(config)
+    expected = {path: outputs(fresh, path) for path in adapters}
+    mixed_order = EvalSession(config)
+    cft_first = outputs(mixed_order, cft)
+    assert {path: outputs(mixed_order, path) for path in adapters} == expected
+    assert outputs(mixed_order, cft) == cft_first == outputs(EvalSession(config), cft)

@@ -82,14 +82,20 @@ def read_adapter_manifest(path: Path) -> dict:
 
 
 def route_tokenless_adapters_to_base(model) -> None:
-    """Let mixed batches hold adapters with and without trained token rows (peft 0.21 fix).
+    """Let one model hold adapters with and without trained token rows (peft 0.21 fixes).
 
     CFT's control-token embeddings live in peft's trainable-token wrapper around the input
-    embedding. In a mixed batch (``adapter_names``) that wrapper looks every row's adapter up
-    among its own and fails on adapters without token rows (an SFT adapter beside a CFT one).
-    Such rows must see the original embedding -- exactly what the wrapper does for
-    ``"__base__"`` -- so their names are mapped to it for this module only; the LoRA layers
-    still see the real names. Idempotent; applied after every adapter load.
+    embedding. Two places of that wrapper assume every adapter has token rows, and fail on an
+    adapter without them (an SFT adapter beside a CFT one):
+
+    - loading: its state-dict load map asks every adapter's weights for a token delta (peft's
+      own ``ModulesToSaveWrapper`` returns ``{}`` for adapters it does not serve; this does
+      the same);
+    - mixed batches (``adapter_names``): it looks every row's adapter up among its own. Such
+      rows must see the original embedding -- exactly what it does for ``"__base__"`` -- so
+      their names are mapped to it for this module only; the LoRA layers see the real names.
+
+    Idempotent; applied after every adapter load and before loading one.
     """
     from peft.utils.other import TrainableTokensWrapper
 
@@ -97,12 +103,17 @@ def route_tokenless_adapters_to_base(model) -> None:
         if not isinstance(module, TrainableTokensWrapper) or "_mixed_batch_forward" in module.__dict__:
             continue
         original = module._mixed_batch_forward
+        original_load_map = module.adapter_state_dict_load_map
 
         def mixed_batch_forward(input, *args, adapter_names, _module=module, _original=original, **kwargs):
             names = [name if name in _module._adapters else BASE_ADAPTER for name in adapter_names]
             return _original(input, *args, adapter_names=names, **kwargs)
 
+        def load_map(adapter_name, _module=module, _original=original_load_map):
+            return _original(adapter_name) if adapter_name in _module._adapters else {}
+
         module._mixed_batch_forward = mixed_batch_forward
+        module.adapter_state_dict_load_map = load_map
 
 
 def _fingerprint_hash(fingerprint: str) -> str:
