@@ -133,3 +133,47 @@ def test_ray_local_grid_matches_sequential(tmp_path, tiny_model):
     summary = run_grid(config, tmp_path / "ray", ray="local")
     assert sorted(summary.cells_run) == [BASE_CELL, "sft/seed-0/budget-600"]
     assert stored(tmp_path / "ray") == stored(tmp_path / "sequential")
+
+
+def test_rerun_after_crash_asks_the_judge_nothing_already_judged(tmp_path, tiny_model, monkeypatch):
+    """Verdicts are stored as they come: a cell lost to a crash before it was recorded is
+    evaluated again with zero new judge calls (counted by a fake endpoint)."""
+    from test_eval_judges import KEY_ENV, SECRET, FakeOpenAI
+
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    server = FakeOpenAI()
+    try:
+        endpoint = {"kind": "openai", "model": "fake-judge", "base_url": server.base_url, "api_key_env": KEY_ENV, "backoff_s": 0.01}
+        path = grid_config(tmp_path, tiny_model, objectives={"sft": {}}, budgets=[600])
+        data = yaml.safe_load(path.read_text())
+        data["eval"]["judge"] = endpoint
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        config = load_config(path)
+        run_dir = tmp_path / "run"
+        run_grid(config, run_dir)
+        asked = len(server.requests)
+        assert asked > 0
+        _, before = stored(run_dir)
+        with ResultsStore.in_run_dir(run_dir) as store:  # the crash: the cell's rows never written
+            for table in ("cells", "metrics", "items", "train_log"):
+                store.db.execute(f"DELETE FROM {table} WHERE cell_id = ?", ["sft/seed-0/budget-600"])
+        assert run_grid(config, run_dir).cells_run == ["sft/seed-0/budget-600"]
+        assert len(server.requests) == asked
+        assert stored(run_dir)[1] == before
+    finally:
+        server.close()
+    assert SECRET not in (run_dir / "results.duckdb").read_bytes().decode("latin-1")
+
+
+def test_cli_run_prints_headline_writes_report_and_exports(tmp_path, tiny_model):
+    config_path = grid_config(tmp_path, tiny_model, objectives={"sft": {}}, budgets=[600])
+    run_dir = tmp_path / "run"
+    runner = CliRunner()
+    result = runner.invoke(app, ["run", str(config_path), "--out", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert (run_dir / "report" / "report.html").is_file() and "sft" in result.output
+    result = runner.invoke(app, ["results", str(run_dir), "--export", "parquet"])
+    assert result.exit_code == 0, result.output
+    assert {"metrics.parquet", "items.parquet", "cells.parquet"} <= {p.name for p in (run_dir / "export").iterdir()}
+    result = runner.invoke(app, ["results", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2 and "no results.duckdb" in result.output

@@ -268,3 +268,15 @@ def test_a_plugin_objective_trains_through_the_cli(tmp_path, tiny_model, monkeyp
         logs[name] = read_log(tmp_path / name / "train_log.jsonl")
     assert logs["half_sft"][0]["loss"] == pytest.approx(logs["sft"][0]["loss"] / 2, rel=1e-5)
     assert [row["budget_tokens"] for row in logs["half_sft"]] == [row["budget_tokens"] for row in logs["sft"]]
+
+
+def test_cft_trains_on_a_model_with_tied_embeddings(tmp_path, tiny_tied_model):
+    """Tied embeddings put peft's trainable-token wrapper on the output layer too (as on Qwen
+    and Gemma); the control-token rows lie past the scored vocabulary, so training proceeds."""
+    from tiny import write_config
+
+    config = write_config(tmp_path / "c.yaml", tiny_tied_model, objectives=["cft"])
+    result = CliRunner().invoke(app, ["train", str(config), "--objective", "cft", "--budget", "300", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    rows = read_log(tmp_path / "o" / "train_log.jsonl")
+    assert rows and all(math.isfinite(row["loss"]) for row in rows)

@@ -84,13 +84,16 @@ def train_and_evaluate(
 ) -> list[CellOutcome]:
     """Train one unit (resuming if it was interrupted) and evaluate its unfinished cells.
 
-    The unit's adapters are evaluated together (their prompts share mixed-adapter batches, with
-    the same outputs as alone); each cell is charged an equal share of the evaluation time."""
+    On GPU the unit's adapters are evaluated together (their prompts share mixed-adapter
+    batches, with the same outputs as alone; each cell is charged an equal share of the time).
+    On CPU batches are small and peft's mixed forward loops over adapters in every LoRA layer,
+    so one adapter at a time is faster (measured by benchmarks/grid_eval.py)."""
     manifests = train(unit.request(config, run_dir), board=board)
     cells = [cell for cell in unit.cells if cell.cell_id not in skip]
+    together = session.max_loaded if session.device.type == "cuda" else 1
     outcomes = []
-    for start in range(0, len(cells), session.max_loaded):
-        group = cells[start : start + session.max_loaded]
+    for start in range(0, len(cells), together):
+        group = cells[start : start + together]
         started = time.perf_counter()
         results = evaluate_many(config, session, [cell.adapter_dir(run_dir) for cell in group], board=board, verdict_cache=cache)
         share = (time.perf_counter() - started) / len(group)

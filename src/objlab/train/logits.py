@@ -115,6 +115,23 @@ class _TokenKL(torch.autograd.Function):
         return grad_hidden, None, None, None, None, None, None
 
 
+def _untied_token_rows(head, vocab_limit: int):
+    """The plain output layer under peft's trainable-token wrapper.
+
+    With tied embeddings, CFT's trained control-token rows also wrap the output layer. Those
+    rows lie past ``vocab_limit`` (control tokens are appended to the vocabulary, and objlab's
+    log-probs never cover them), so the rows used are exactly the base layer's."""
+    from peft.utils.other import TrainableTokensWrapper
+
+    if not isinstance(head, TrainableTokensWrapper):
+        return head
+    layer = head.token_adapter
+    indices = [index for rows in layer.token_indices.values() for index in rows]
+    if indices and min(indices) < vocab_limit:
+        raise TypeError(f"trainable token rows {sorted(indices)} fall inside the scored vocabulary (< {vocab_limit})")
+    return layer.base_layer
+
+
 @dataclass
 class LogitHead:
     """The model's frozen output layer, applied to selected positions only."""
@@ -128,6 +145,8 @@ class LogitHead:
     @classmethod
     def from_model(cls, causal_lm, vocab_limit: int | None = None, chunk: int = 2048) -> LogitHead:
         head = causal_lm.get_output_embeddings()
+        limit = vocab_limit or head.weight.shape[0]
+        head = _untied_token_rows(head, limit)
         if not isinstance(head, torch.nn.Linear):
             raise TypeError(
                 f"objlab needs a plain nn.Linear output layer, got {type(head).__name__} "
@@ -141,7 +160,6 @@ class LogitHead:
         if get("logits_scaling"):
             scale /= float(get("logits_scaling"))
         transform = LogitTransform(scale=scale, softcap=get("final_logit_softcapping"))
-        limit = vocab_limit or head.weight.shape[0]
         return cls(weight=head.weight, bias=head.bias, transform=transform, vocab_limit=limit, chunk=chunk)
 
     def token_logps(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

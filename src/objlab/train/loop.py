@@ -110,31 +110,25 @@ class LoopContext(StepContext):
 
     @torch.no_grad()
     def sample(self, prompts, n, max_new_tokens, temperature):
-        encoded = [self.encoder.encode_prompt(prompt) for prompt in prompts]
+        """``n`` samples per prompt through objlab's decode loop (finished rows leave the batch;
+        draws from the global RNG, which checkpoints capture, so a resumed run samples the same)."""
+        from objlab.evaluate.decode import decode_batch
+        from objlab.evaluate.generation import eos_token_ids
+
+        encoded = [self.encoder.encode_prompt(prompt) for prompt in prompts for _ in range(n)]
         width = max(map(len, encoded))
         pad = self.tokenizer.pad_token_id
         device = next(self.model.parameters()).device
         input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in encoded], device=device)
         attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded], device=device)
+        eos = eos_token_ids(self.model, self.tokenizer)
         self.model.eval()
         try:
-            generated = self.model.generate(
-                input_ids=input_ids,
-                attention_mask=attention,
-                do_sample=True,
-                temperature=temperature,
-                top_p=1.0,
-                top_k=0,
-                max_new_tokens=max_new_tokens,
-                num_return_sequences=n,
-                pad_token_id=pad,
-            )
+            rows = decode_batch(self.model, input_ids, attention, max_new_tokens, eos, temperature=temperature)
         finally:
             self.model.train()
-        new_tokens = generated[:, width:]
-        texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        produced = int((new_tokens != pad).sum()) if pad != self.tokenizer.eos_token_id else new_tokens.numel()
-        self.add_compute_tokens(sum(map(len, encoded)) * n + produced)
+        texts = [self.tokenizer.decode([t for t in row if t not in eos], skip_special_tokens=True) for row in rows]
+        self.add_compute_tokens(sum(map(len, encoded)) + sum(map(len, rows)))
         return [texts[index * n : (index + 1) * n] for index in range(len(prompts))]
 
 
