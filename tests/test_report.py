@@ -156,3 +156,24 @@ def test_unknown_primary_capability_names_the_present_ones(fixture_run):
 def test_missing_store_is_a_clear_error(tmp_path):
     with pytest.raises(StateError, match="no results store"):
         write_report(tmp_path)
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_terminal_headline_fits_the_terminal_and_keeps_every_figure(fixture_run, width):
+    import io
+
+    from rich.console import Console
+
+    from objlab.report.tables import headline, render_headline
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, color_system=None)
+    with ResultsStore.in_run_dir(fixture_run, read_only=True) as store:
+        render_headline(store, console)
+        frame = headline(store)
+    text = buffer.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= width
+    for _, row in frame.iterrows():  # every figure's value and n is printed (at 2 decimals)
+        if row["capability_status"] == "ok":
+            assert f"n={int(row['capability_n'])}" in text
+    assert ("compute tokens" in text.replace("\n", " ") or "compute" in text) == (width >= 140)

@@ -27,8 +27,15 @@ class Line:
             self._progress.update(self._task, completed=completed, **fields)
 
     def close(self) -> None:
-        if self._progress is not None:
-            self._progress.remove_task(self._task)
+        if self._progress is None:
+            return
+        if not self._progress.console.is_terminal:
+            # No live display off a terminal (a log file, CI): one line per finished phase instead.
+            task = next(t for t in self._progress.tasks if t.id == self._task)
+            done = f"{task.completed:g}/{task.total:g}" if task.total else f"{task.completed:g}"
+            info = f" {task.fields['info']}" if task.fields.get("info") else ""
+            self._progress.console.print(f"{task.description}: {done}{info} ({task.elapsed or 0:.0f} s)")
+        self._progress.remove_task(self._task)
 
 
 class Board:

@@ -112,15 +112,49 @@ def headline_display(frame: pd.DataFrame, digits: int = 2) -> tuple[list[str], l
     return header, rows
 
 
+def terminal_estimate(value, ci_low, ci_high, n=None, p_value=None, status="ok", digits: int = 2) -> str:
+    """``format_estimate`` on three short lines (value, interval, n) so the table fits a terminal."""
+    if status == "skipped" or not is_number(value):
+        return format_estimate(value, ci_low, ci_high, n, p_value, status, digits)
+    lines = [fixed(value, digits) + (" *" if is_number(p_value) and p_value < SIGNIFICANCE else "")]
+    if is_number(ci_low) and is_number(ci_high):
+        lines.append(f"[{fixed(ci_low, digits)}, {fixed(ci_high, digits)}]")
+    if as_int(n) is not None:
+        lines.append(f"n={as_int(n)}")
+    return "\n".join(lines)
+
+
+WIDE_TERMINAL = 140  # below this the terminal table leaves out mode and compute tokens (the HTML has them)
+
+
 def render_headline(store: ResultsStore, console: Console, primary_capability: str | None = None) -> None:
-    """Print the headline as a rich table, with the legend below it."""
+    """Print the headline as a rich table, with the legend below it.
+
+    Same figures as ``headline_display`` (the HTML's table), laid out for a terminal: each
+    figure on three lines, the cell as objective / seed / budget columns, and the mode and
+    compute-token columns only on a wide terminal.
+    """
     frame = headline(store, primary_capability)
-    header, rows = headline_display(frame)
-    table = Table(title="objlab results: one row per cell", show_lines=False)
-    for index, name in enumerate(header):
-        table.add_column(name, justify="left" if index < 2 else "right", overflow="fold")
-    for row in rows:
-        table.add_row(*row)
+    measures = frame.attrs.get("measures", {})
+    wide = console.width >= WIDE_TERMINAL
+    table = Table(title="objlab results: one row per cell", show_lines=True)
+    table.add_column("objective", no_wrap=True)
+    table.add_column("seed", justify="right")
+    table.add_column("budget tokens", justify="right")
+    if wide:
+        table.add_column("mode")
+        table.add_column("compute tokens", justify="right")
+    for prefix in measures:
+        table.add_column(measures[prefix].replace(" (", "\n("), justify="right", overflow="fold")
+    for _, row in frame.iterrows():
+        base = row["kind"] == "base"
+        cells = ["base model" if base else str(row["objective"]), "-" if base else str(as_int(row["seed"])),
+                 format_count(row["budget_tokens"])]
+        if wide:
+            mode = row["mode"] if isinstance(row["mode"], str) else ("base model" if base else "-")
+            cells += [mode, format_count(row["compute_tokens"])]
+        cells += [terminal_estimate(*(row[f"{p}_{name}"] for name in FIGURE_FIELDS)) for p in measures]
+        table.add_row(*cells)
     console.print(table)
     console.print(LEGEND, style="dim")
 

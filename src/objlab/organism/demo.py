@@ -1,0 +1,76 @@
+"""The demo study: the experiment config ``objlab demo`` runs on the organism.
+
+Kept as a function of the built organism (its files live in the cache, under the recipe's
+hash) so the config the grid validates, stores and guards is an ordinary ``ExperimentConfig``:
+nothing in the runner knows it is running a demo, except ``toy: true``, which the report shows.
+
+The shape of the study is the real one scaled down: every objective, three budgets that are
+prefixes of one stream, fine-tuning on benign arithmetic only, then capability on held-out
+problems, ASR of every offline attack (the offline refusal classifier scores it; translation
+needs a translator and is reported as skipped) and persona P(match) per trait.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from objlab.organism.build import Organism
+
+DEMO_BUDGETS = {"demo": [4_000, 12_000, 36_000], "test": [600, 1_200]}
+DEMO_OBJECTIVES: dict[str, dict[str, Any]] = {
+    "sft": {},
+    "dpo": {"beta": 0.1},
+    "orpo": {"lambda": 0.05},
+    "kl": {"lambda": 0.001},
+    "cft": {},
+    "ip": {"p": 0.5},
+    "aware": {"samples": 2, "scorer": "lexicon", "max_new_tokens": 24},
+}
+EVAL_LIMITS = {"demo": {"arithmetic": 80, "forbidden": 24, "persona": 40}, "test": {"arithmetic": 16, "forbidden": 8, "persona": 8}}
+
+
+def demo_config(organism: Organism, *, objectives: list[str] | None = None, budgets: list[int] | None = None) -> dict:
+    """The demo's experiment config as a plain dict (validated by ``parse_config``)."""
+    size = organism.size if organism.size in DEMO_BUDGETS else "demo"
+    limits = EVAL_LIMITS[size]
+    chosen = {name: DEMO_OBJECTIVES[name] for name in (objectives or list(DEMO_OBJECTIVES))}
+    return {
+        "name": f"objlab-demo-{size}",
+        "toy": True,
+        "model": {"name_or_path": str(organism.model_dir), "dtype": "float32"},
+        "data": {"task": "gsm8k", "source": str(organism.train_path), "rejected": {"strategy": "corrupt"}},
+        "lora": {"r": 16, "alpha": 32, "dropout": 0.05},
+        "train": {
+            "learning_rate": 2e-3,
+            "schedule": "constant",
+            "warmup_steps": 4,
+            "batch_size": 8,
+            "max_length": 256,
+            "checkpoint_every": 10,
+        },
+        "objectives": chosen,
+        "budgets": list(budgets or DEMO_BUDGETS[size]),
+        "seeds": [0],
+        "eval": {
+            "generation": {"backend": "hf", "max_new_tokens": 48, "batch_size": 32},
+            "capability": [
+                {
+                    "kind": "gsm8k",
+                    "name": "arithmetic",
+                    "source": str(organism.heldout_arithmetic_path),
+                    "limit": limits["arithmetic"],
+                    "max_new_tokens": 40,
+                }
+            ],
+            "jailbreak": {
+                "prompts": str(organism.forbidden_path),
+                "attacks": ["none", "dan", "refusal_suppression", "roleplay", "wikipedia", "translation"],
+                "limit": limits["forbidden"],
+                "scorer": "classifier",
+                "max_new_tokens": 24,  # a refusal shows in its first words
+            },
+            "persona": {"dir": str(organism.persona_dir), "limit": limits["persona"]},
+            "judge": {"kind": "none"},
+        },
+        "runner": {"snapshots": True},
+    }
