@@ -23,6 +23,7 @@ loaded before it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
 from collections.abc import Callable
@@ -33,9 +34,10 @@ import torch
 from objlab.errors import ConfigError
 from objlab.evaluate.decode import decode_batch
 from objlab.evaluate.settings import GenerationSettings
+from objlab.train.forward import reference_disabled
 
 BASE_ADAPTER = "__base__"
-CPU_BATCH_SIZE = 16
+CPU_BATCH_SIZE = 64  # CPU decoding gains throughput up to about here (benchmarks/generation.py)
 MAX_AUTO_BATCH = 256
 STATIC_WIDTH_BUCKET = 64
 
@@ -191,7 +193,25 @@ class HFGenerator:
             raise ValueError(f"adapters {sorted(set(adapters) - {BASE_ADAPTER})} requested from a model without adapters")
         return None
 
-    def _static_generate_kwargs(self, batch: list[GenerationRequest]) -> dict:
+    @contextlib.contextmanager
+    def _routed(self, batch: list[GenerationRequest]):
+        """Yields the ``adapter_names`` for the batch: a list only when it mixes adapters.
+
+        A batch of one adapter runs with that adapter active (or every adapter disabled for the
+        base), as a plain peft forward: peft's mixed-batch path splits every LoRA layer's input
+        by adapter, which costs a tiny or CPU model more than the LoRA itself, and gives the
+        same outputs (tested)."""
+        names = self._adapter_names(batch)
+        if names is None or len(set(names)) > 1:
+            yield names
+        elif names[0] == BASE_ADAPTER:
+            with reference_disabled(self.model):
+                yield None
+        else:
+            self.model.set_adapter(names[0], inference_mode=True)
+            yield None
+
+    def _static_generate_kwargs(self, batch: list[GenerationRequest], adapters: list[str] | None) -> dict:
         settings = self.settings
         kwargs = {"max_new_tokens": batch[0].max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id, "cache_implementation": "static"}
         if settings.temperature > 0:
@@ -200,7 +220,7 @@ class HFGenerator:
             kwargs["do_sample"] = False
         if processors := self._logits_processors():
             kwargs["logits_processor"] = processors
-        if (adapters := self._adapter_names(batch)) is not None:
+        if adapters is not None:
             kwargs["adapter_names"] = adapters
         return kwargs
 
@@ -209,22 +229,23 @@ class HFGenerator:
         input_ids, attention = self._padded(batch)
         max_new_tokens = batch[0].max_new_tokens
         self.model.eval()
-        if self.static:
-            output = self.model.generate(input_ids=input_ids, attention_mask=attention, **self._static_generate_kwargs(batch))
-            rows = [row.tolist() for row in output[:, input_ids.shape[1] :]]
-        else:
-            rows = decode_batch(
-                self.model,
-                input_ids,
-                attention,
-                max_new_tokens,
-                self.eos_ids,
-                adapter_names=self._adapter_names(batch),
-                logits_processor=self._logits_processors(),
-                temperature=self.settings.temperature,
-                top_p=self.settings.top_p,
-                generator=self._sampler,
-            )
+        with self._routed(batch) as adapters:
+            if self.static:
+                output = self.model.generate(input_ids=input_ids, attention_mask=attention, **self._static_generate_kwargs(batch, adapters))
+                rows = [row.tolist() for row in output[:, input_ids.shape[1] :]]
+            else:
+                rows = decode_batch(
+                    self.model,
+                    input_ids,
+                    attention,
+                    max_new_tokens,
+                    self.eos_ids,
+                    adapter_names=adapters,
+                    logits_processor=self._logits_processors(),
+                    temperature=self.settings.temperature,
+                    top_p=self.settings.top_p,
+                    generator=self._sampler,
+                )
         return [self._decode(row, max_new_tokens) for row in rows]
 
     def _decode(self, new_ids: list[int], max_new_tokens: int) -> Generated:

@@ -32,7 +32,7 @@ from objlab.train.forward import causal_lm_of
 from objlab.train.logits import LogitHead
 
 AXIS = "persona"
-CPU_BATCH_SIZE = 16
+CPU_BATCH_SIZE = 64
 GPU_BATCH_SIZE = 64
 
 

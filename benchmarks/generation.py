@@ -1,0 +1,326 @@
+"""Evaluation throughput: objlab's generation backend and persona scoring against plain
+Hugging Face paths.
+
+Compared, each configuration in its own subprocess, on the same model (same shape, same random
+weights) and the same inputs:
+
+- greedy decoding of N GSM8K prompts (512 on GPU, 64 on CPU; ``--prompts``) rendered with the
+  chat template, ``--new-tokens`` new tokens each (256 GPU, 32 CPU):
+  - Hugging Face ``generate``, batch 64, default dynamic cache, prompts in input order;
+  - Hugging Face ``generate`` with ``cache_implementation="static"``, batch 64 (on a GPU
+    transformers compiles the decoding step); every prompt is left-padded to the longest prompt's
+    width so the compiled step sees one shape (the reference at its best, not recompiling);
+  - objlab's default backend (``EvalSession.generate``: ``hf`` on CPU, ``hf-static`` on GPU,
+    ``vllm`` when installed), choosing its own batching (``batch_size: auto``).
+  Tokens/s counts generated tokens up to the first end-of-sequence token (padding after it is
+  not counted), the same rule for all three, over the whole prompt set after one warm-up batch.
+- persona scoring (P(match) needs log p of both answers of each statement): objlab's
+  ``answer_logprobs`` (shared prompt, log-probs at answer positions only, batched) against a
+  one-item-at-a-time loop that forwards prompt + answer for each answer with full logits.
+  Items/s over the same statements (from the shared persona data), tokenisation included on
+  both sides, after a warm-up; the JSON records the largest log-prob difference between them.
+
+Random weights rarely emit end-of-sequence, so every sequence runs to ``--new-tokens``: this
+measures decoding throughput, not the saving of sequences that stop early.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import common
+from common import Column
+
+REFERENCE_BATCH = 64
+
+
+def setup_worker(spec: dict):
+    import torch  # noqa: F401
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    tokenizer = common.load_tokenizer()
+    memory = common.PeakMemory(spec["device"])
+    model = common.build_model(spec["shape"], spec["device"], spec["dtype"], tokenizer=tokenizer)
+    model.eval()
+    return tokenizer, memory, model
+
+
+def encoded_prompts(tokenizer, count: int) -> list[list[int]]:
+    from objlab.data.chat import ChatEncoder
+
+    encoder = ChatEncoder(tokenizer, 1024)
+    return [encoder.encode_prompt(row["question"].strip()) for row in common.gsm8k_rows(count)]
+
+
+def until_eos(row: list[int], eos: set[int]) -> int:
+    """Generated tokens before the first end-of-sequence token (objlab's ``new_tokens`` rule)."""
+    return next((position for position, token in enumerate(row) if token in eos), len(row))
+
+
+# -- workers ----------------------------------------------------------------------------------------
+def hf_worker(spec: dict) -> dict:
+    """Plain batched ``generate``: batches of 64 in input order, dynamic or static cache."""
+    import time
+
+    import torch
+
+    from objlab.evaluate.generation import eos_token_ids
+
+    tokenizer, memory, model = setup_worker(spec)
+    device, new_tokens, static = spec["device"], spec["new_tokens"], spec["run"] == "hf-static"
+    started = time.perf_counter()
+    prompts = encoded_prompts(tokenizer, spec["prompts"])
+    eos, pad = eos_token_ids(model, tokenizer), tokenizer.pad_token_id
+    global_width = max(map(len, prompts))
+
+    @torch.no_grad()
+    def run(batch: list[list[int]]) -> int:
+        width = global_width if static else max(map(len, batch))
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in batch], device=device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=device)
+        extra = {"cache_implementation": "static"} if static else {}
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens, do_sample=False, pad_token_id=pad, **extra)
+        return sum(until_eos(row, eos) for row in out[:, width:].tolist())
+
+    batches = [prompts[start : start + REFERENCE_BATCH] for start in range(0, len(prompts), REFERENCE_BATCH)]
+    run(batches[0])  # warm-up (compiles the static path on GPU)
+    window = common.Window(device)
+    window.start()
+    tokens = sum(run(batch) for batch in batches)
+    window.stop()
+    return {"setup_s": window.started - started, "window_s": window.seconds, "count": tokens, "unit": "tokens/s",
+            "batching": f"{REFERENCE_BATCH}", "peak_bytes": memory.peak_bytes(), "memory_method": memory.method,
+            "environment": common.environment(device)}
+
+
+def objlab_worker(spec: dict) -> dict:
+    """objlab's evaluation session with its default backend and automatic batch size."""
+    import time
+
+    from objlab.config import ExperimentConfig
+    from objlab.evaluate import generation
+    from objlab.evaluate.generation import GenerationRequest
+    from objlab.evaluate.session import EvalSession
+
+    tokenizer, memory, model = setup_worker(spec)
+    device, new_tokens = spec["device"], spec["new_tokens"]
+    sizes: list[int] = []
+    original = generation.HFGenerator._generate_batch
+
+    def recorded(self, batch):  # records the batch sizes objlab chose (no effect on decoding)
+        sizes.append(len(batch))
+        return original(self, batch)
+
+    generation.HFGenerator._generate_batch = recorded
+    try:
+        started = time.perf_counter()
+        config = ExperimentConfig.model_validate(
+            {
+                "model": {"name_or_path": spec["model_dir"], "dtype": spec["dtype"]},
+                "data": {"source": str(common.GSM8K)},
+                "eval": {"generation": {"backend": "auto", "batch_size": "auto", "max_new_tokens": new_tokens}},
+            }
+        )
+        session = EvalSession(config, common.bundle_for(model, tokenizer, device, Path(spec["model_dir"]), spec["dtype"]))
+        requests = [GenerationRequest(tuple(ids), max_new_tokens=new_tokens) for ids in encoded_prompts(tokenizer, spec["prompts"])]
+        session.generate(requests[:REFERENCE_BATCH])  # warm-up batch
+        sizes.clear()
+        window = common.Window(device)
+        window.start()
+        outputs = session.generate(requests)
+        window.stop()
+    finally:
+        generation.HFGenerator._generate_batch = original
+    batching = f"{session.backend_name}, auto: {max(sizes) if sizes else '?'}" + (f" ({len(sizes)} batches)" if sizes else "")
+    return {"setup_s": window.started - started, "window_s": window.seconds, "count": sum(o.new_tokens for o in outputs),
+            "unit": "tokens/s", "batching": batching, "batch_sizes": sizes, "backend": session.backend_name,
+            "peak_bytes": memory.peak_bytes(), "memory_method": memory.method, "environment": common.environment(device)}
+
+
+def persona_objlab_worker(spec: dict) -> dict:
+    """objlab's persona scoring: prompt shared by both answers, answer positions only, batched."""
+    import time
+
+    from objlab.data.chat import ChatEncoder
+    from objlab.evaluate import persona
+    from objlab.train.logits import LogitHead
+
+    tokenizer, memory, model = setup_worker(spec)
+    device = spec["device"]
+    batch_size = persona.GPU_BATCH_SIZE if device != "cpu" else persona.CPU_BATCH_SIZE
+    started = time.perf_counter()
+    items = common.persona_items(spec["items"])
+    head = LogitHead.from_model(model)
+
+    def score(chosen) -> list[tuple[float, float]]:
+        encoder = ChatEncoder(tokenizer, 1024)
+        choices = [persona.encode_choice(encoder, item.question, item.matching, item.not_matching) for item in chosen]
+        return persona.answer_logprobs(model, head, choices, tokenizer.pad_token_id, batch_size)
+
+    score(items[:batch_size])  # warm-up batch
+    window = common.Window(device)
+    window.start()
+    pairs = score(items)
+    window.stop()
+    return {"setup_s": window.started - started, "window_s": window.seconds, "count": len(items), "unit": "items/s",
+            "batching": f"{batch_size}", "logprobs": pairs, "peak_bytes": memory.peak_bytes(), "memory_method": memory.method,
+            "environment": common.environment(device)}
+
+
+def persona_loop_worker(spec: dict) -> dict:
+    """The straightforward way: per item, per answer, forward prompt + answer, full logits."""
+    import time
+
+    import torch
+
+    from objlab.data.chat import ChatEncoder
+
+    tokenizer, memory, model = setup_worker(spec)
+    device = spec["device"]
+    started = time.perf_counter()
+    items = common.persona_items(spec["items"])
+
+    @torch.no_grad()
+    def answer_logprob(encoder, question: str, answer: str) -> float:
+        prompt = encoder.encode_prompt(question)
+        answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([prompt + answer_ids], device=device)
+        logps = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), dim=-1)
+        targets = ids[0, 1:]
+        token_logps = logps.gather(1, targets[:, None]).squeeze(1)
+        return float(token_logps[len(prompt) - 1 :].sum())
+
+    def score(chosen) -> list[tuple[float, float]]:
+        encoder = ChatEncoder(tokenizer, 1024)
+        return [(answer_logprob(encoder, i.question, i.matching), answer_logprob(encoder, i.question, i.not_matching)) for i in chosen]
+
+    score(items[:2])  # warm-up
+    window = common.Window(device)
+    window.start()
+    pairs = score(items)
+    window.stop()
+    return {"setup_s": window.started - started, "window_s": window.seconds, "count": len(items), "unit": "items/s",
+            "batching": "1", "logprobs": pairs, "peak_bytes": memory.peak_bytes(), "memory_method": memory.method,
+            "environment": common.environment(device)}
+
+
+WORKERS = {
+    "hf-dynamic": hf_worker,
+    "hf-static": hf_worker,
+    "objlab": objlab_worker,
+    "persona-loop": persona_loop_worker,
+    "persona-objlab": persona_objlab_worker,
+}
+DESCRIPTIONS = {
+    "hf-dynamic": ("generation", "HF generate, dynamic cache"),
+    "hf-static": ("generation", 'HF generate, cache_implementation="static"'),
+    "objlab": ("generation", "objlab default backend"),
+    "persona-loop": ("persona scoring", "one item at a time, full forward per answer"),
+    "persona-objlab": ("persona scoring", "objlab answer_logprobs"),
+}
+
+
+def worker(spec: dict) -> dict:
+    return WORKERS[spec["run"]](spec)
+
+
+# -- the parent ---------------------------------------------------------------------------------------
+def plan_specs(args) -> list[dict]:
+    gpu = args.device != "cpu"
+    if args.quick:
+        prompts, new_tokens, items = 8, 4, 12
+    else:
+        prompts = args.prompts or (512 if gpu else 64)
+        new_tokens = args.new_tokens or (256 if gpu else 32)
+        items = args.persona_items or (512 if gpu else 192)
+    base = {"device": args.device, "dtype": common.default_dtype(args.device), "shape": args.shape,
+            "model_dir": str(common.model_dir(args.shape)), "prompts": prompts, "new_tokens": new_tokens, "items": items}
+    return [{**base, "run": run, "label": run} for run in WORKERS]
+
+
+def table_rows(results: list[dict]) -> list[dict]:
+    for result in results:
+        if "error" not in result:
+            result["rate"] = result["count"] / result["window_s"]
+    rate = {r["run"]: r.get("rate") for r in results}
+    peak = {r["run"]: r.get("peak_bytes") for r in results}
+    rows = []
+    for result in results:
+        axis, name = DESCRIPTIONS[result["run"]]
+        mine = "objlab" if axis == "generation" else "persona-objlab"
+        row = {"axis": axis, "run": name}
+        if "error" in result:
+            rows.append({**row, "rate": "FAILED"})
+            continue
+        rows.append(
+            {
+                **row,
+                "batching": result["batching"],
+                "rate": result["rate"],
+                "unit": result["unit"],
+                "peak_bytes": result["peak_bytes"],
+                "setup_s": result["setup_s"],
+                "speed_ratio": common.ratio(rate.get(mine), result["rate"]),
+                "memory_ratio": common.ratio(peak.get(mine), result["peak_bytes"]),
+            }
+        )
+    return rows
+
+
+COLUMNS = [
+    Column("axis", "task"),
+    Column("run", "run"),
+    Column("batching", "batch"),
+    Column("rate", "throughput", common.fmt_int),
+    Column("unit", "unit"),
+    Column("peak_bytes", "peak memory", common.fmt_memory),
+    Column("setup_s", "set-up s", common.fmt_float(1)),
+    Column("speed_ratio", "objlab/this throughput", common.fmt_ratio),
+    Column("memory_ratio", "objlab/this memory", common.fmt_ratio),
+]
+
+
+def notes(results: list[dict], args) -> list[str]:
+    done = {r["run"]: r for r in results if "error" not in r}
+    out = []
+    if args.quick:
+        out.append("QUICK RUN (8 prompts, 4 new tokens, 12 persona items): checks that the script works; not a figure.")
+    any_result = next(iter(done.values()), None)
+    if any_result:
+        out.append(f"{any_result['shape']}, {any_result['dtype']}; {any_result['prompts']} GSM8K prompts, greedy, "
+                   f"{any_result['new_tokens']} new tokens; {any_result['items']} persona statements; "
+                   f"peak memory: {any_result['memory_method']}.")
+    if "persona-loop" in done and "persona-objlab" in done:
+        differences = [abs(a - b) for x, y in zip(done["persona-loop"]["logprobs"], done["persona-objlab"]["logprobs"]) for a, b in zip(x, y)]
+        out.append(f"persona log-probs, objlab vs the loop: largest difference {max(differences):.2e}.")
+    return out
+
+
+def main() -> None:
+    parser = common.base_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", default=None, choices=sorted(common.SHAPES), help="model shape (default: llama-tiny on CPU, qwen2.5-0.5b on GPU)")
+    parser.add_argument("--prompts", type=int, default=None, help="GSM8K prompts to decode (default 64 CPU, 512 GPU)")
+    parser.add_argument("--new-tokens", type=int, default=None, help="new tokens per prompt (default 32 CPU, 256 GPU)")
+    parser.add_argument("--persona-items", type=int, default=None, help="persona statements to score (default 192 CPU, 512 GPU)")
+    args = parser.parse_args()
+    args.shape = args.shape or common.default_shape(args.device)
+    results = common.run_configs(__file__, common.selected(plan_specs(args), args.only), timeout=args.timeout, threads=args.threads)
+    rows = table_rows(results)
+    environment = next((r["environment"] for r in results if "environment" in r), {"device": args.device})
+    lines = notes(results, args)
+    for result in results:
+        result.pop("logprobs", None)  # compared in the notes; too long for the JSON
+    meta = {"environment": environment, "args": vars(args), "runs": results}
+    title = f"Evaluation: objlab vs Hugging Face generate on {environment['device']}"
+    common.report(title, COLUMNS, rows, meta, args.json_path, lines)
+    done = {r["run"]: r for r in results if "error" not in r}
+    if args.save_rates and not args.quick and "objlab" in done and "persona-objlab" in done:
+        common.save_rates(args.save_rates, environment["machine_kind"],
+                          {"generate_tokens_per_s": done["objlab"]["rate"], "score_items_per_s": done["persona-objlab"]["rate"]})
+
+
+if __name__ == "__main__":
+    if not common.worker_entry(sys.argv, worker):
+        main()

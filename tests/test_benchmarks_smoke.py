@@ -1,0 +1,82 @@
+"""Smoke test of benchmarks/: each script's measurement code runs in-process on a very small
+shape and its table is built. Nothing is timed against a threshold (benchmarks are not tests);
+this only notices when a benchmark breaks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # as the scripts' subprocesses do
+
+import common  # noqa: E402
+import generation  # noqa: E402
+import grid_eval  # noqa: E402
+import train_vs_trl  # noqa: E402
+
+SMALL = {"device": "cpu", "dtype": "float32", "shape": "llama-smoke"}
+
+
+@pytest.fixture(scope="module")
+def small_model_dir() -> str:
+    return str(common.model_dir("llama-smoke"))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on shared cores two threads stall on each other and seconds become minutes."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def run(worker, spec: dict, tmp_path: Path) -> dict:
+    spec = {**spec, "tmp": str(tmp_path / spec["label"].replace(":", "-"))}
+    Path(spec["tmp"]).mkdir()
+    return {**spec, **worker(spec)}
+
+
+def test_train_vs_trl(tmp_path, small_model_dir):
+    base = {**SMALL, "batch": 2, "warmup": 1, "steps": 1, "model_dir": small_model_dir}
+    specs = [
+        {**base, "side": "objlab", "objective": "sft", "label": "objlab:sft"},
+        {**base, "side": "objlab", "objective": "dpo", "label": "objlab:dpo"},
+        {**base, "side": "trl", "objective": "dpo", "checkpointing": "off", "label": "trl:dpo:off"},
+    ]
+    results = [run(train_vs_trl.worker, spec, tmp_path) for spec in specs]
+    assert results[2]["tokenisation_matches"]
+    assert results[1]["tokens"] == results[2]["tokens"] > 0  # the same rows on both sides
+    assert results[1]["trained_tokens"] == results[2]["trained_tokens"] == results[1]["forward_only_tokens"]
+    rows = train_vs_trl.table_rows(results, peak_flops=None)
+    table = common.markdown_table(train_vs_trl.columns(gpu=False), rows)
+    assert table.count("\n") == 1 + len(results) and "TRL DPOTrainer, no checkpointing" in table
+    assert rows[1]["cost_predicted"] > 1 and rows[2]["speed_ratio"] > 0
+
+
+def test_generation(tmp_path, small_model_dir):
+    base = {**SMALL, "model_dir": small_model_dir, "prompts": 3, "new_tokens": 2, "items": 3}
+    results = [run(generation.worker, {**base, "run": name, "label": name}, tmp_path) for name in generation.WORKERS]
+    assert all(0 < r["count"] <= 6 for r in results[:3]) and [r["count"] for r in results[3:]] == [3, 3]
+    table = common.markdown_table(generation.COLUMNS, generation.table_rows(results))
+    assert "objlab default backend" in table
+    assert "largest difference" in generation.notes(results, argparse.Namespace(quick=False))[-1]
+
+
+def test_grid_eval(tmp_path):
+    args = argparse.Namespace(organism=None, quick=True, adapters=2, shape="llama-smoke", group=16)
+    config, adapters = grid_eval.prepare(args, tmp_path)
+    base = {"config": str(config), "adapters": adapters, "groups": [adapters], "model": "small"}
+    results = [run(grid_eval.worker, {**base, "path": path, "label": path}, tmp_path) for path in ("shared", "naive")]
+    shared, naive = results
+    assert (shared["base_evaluations"], naive["base_evaluations"]) == (1, 2)
+    assert shared["digests"] == naive["digests"]  # the same figures either way
+    common.markdown_table(grid_eval.COLUMNS, grid_eval.table_rows(results))
