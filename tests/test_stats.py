@@ -117,7 +117,25 @@ def test_macro_average_is_the_mean_of_group_means_not_the_pooled_mean():
     assert estimate.value == pytest.approx(0.425)  # pooled would be 4/14 = 0.2857
     assert estimate.n == 14
     assert estimate.ci_low < 0.425 < estimate.ci_high
-    assert estimate.method.startswith("macro-average of 2 group means; stratified bootstrap")
+    assert estimate.method.startswith("macro-average of 2 group means; Wilson 95% on Kish effective n")
+
+
+def test_macro_average_of_proportions_never_collapses_at_zero():
+    # Five attacks, 0 of 24 each: the interval is Wilson's for 0 of 120 (equal sizes: pooled).
+    estimate = macro_average({f"attack{i}": [0.0] * 24 for i in range(5)})
+    assert (estimate.value, estimate.n, estimate.ci_low) == (0.0, 120, 0.0)
+    assert estimate.ci_high == pytest.approx(wilson(0, 120).ci_high) and estimate.ci_high > 0.03
+
+
+def test_macro_average_of_proportions_uses_kish_effective_n():
+    # Groups of 4 and 10: weights 1/8 and 1/20, n_eff = 1 / (4/64 + 10/400) = 11.43; the
+    # Wilson interval of 0.425 on that n, computed by hand.
+    estimate = macro_average({"dan": [1.0, 1.0, 1.0, 0.0], "roleplay": [0.0] * 9 + [1.0]})
+    n_eff, z, p = 1 / (4 / 64 + 10 / 400), 1.959963984540054, 0.425
+    centre = (p + z * z / (2 * n_eff)) / (1 + z * z / n_eff)
+    half = z * math.sqrt(p * (1 - p) / n_eff + z * z / (4 * n_eff**2)) / (1 + z * z / n_eff)
+    assert (estimate.ci_low, estimate.ci_high) == (pytest.approx(centre - half), pytest.approx(centre + half))
+    assert "11.4" in estimate.method
 
 
 def test_macro_average_interval_matches_stratified_normal_approximation():

@@ -138,13 +138,18 @@ def wilson(successes: int, n: int, confidence: float = 0.95) -> Estimate:
         raise ValueError(f"wilson needs 0 <= successes <= n, got successes={successes}, n={n}")
     if n == 0:
         return Estimate(NAN, 0, NAN, NAN, f"{method}; no items")
+    low, high = _wilson_bounds(successes / n, n, confidence)
+    return Estimate(successes / n, int(n), low, high, method)
+
+
+def _wilson_bounds(rate: float, n: float, confidence: float) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``rate`` observed on ``n`` (possibly effective,
+    non-integer) items."""
     z = float(stats.norm.ppf(0.5 + confidence / 2))
-    rate = successes / n
     scale = 1 + z * z / n
     centre = (rate + z * z / (2 * n)) / scale
     half_width = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / scale
-    return Estimate(rate, int(n), max(0.0, centre - half_width), min(1.0, centre + half_width),
-                    method)
+    return max(0.0, centre - half_width), min(1.0, centre + half_width)
 
 
 def bootstrap_mean(values: Sequence[float], confidence: float = 0.95, resamples: int = 10_000,
@@ -170,11 +175,33 @@ def macro_average(groups: Mapping[str, Sequence[float]], confidence: float = 0.9
     arrays = {name: _as_values(values, f"group {name!r}") for name, values in groups.items()}
     filled = [array for array in arrays.values() if array.size]
     empty = ", ".join(name for name, array in arrays.items() if not array.size)
-    label = f"macro-average of {len(filled)} group means; stratified "
-    estimate = _mean_of_means(filled, label, confidence, resamples, seed)
+    label = f"macro-average of {len(filled)} group means; "
+    if filled and all(np.isin(array, (0.0, 1.0)).all() for array in filled):
+        estimate = _macro_proportion(filled, label, confidence)
+    else:
+        estimate = _mean_of_means(filled, label + "stratified ", confidence, resamples, seed)
     if empty:
         estimate = replace(estimate, method=f"{estimate.method}; left out, no items: {empty}")
     return estimate
+
+
+def _macro_proportion(groups: list[np.ndarray], label: str, confidence: float) -> Estimate:
+    """Macro-average of per-group proportions with a Wilson interval on Kish's effective n.
+
+    A bootstrap collapses to the point when every group is all 0 (or all 1), which is exactly
+    where attack success rates live (0 of 120 is not certainty of 0). Each item carries weight
+    1 / (groups x its group's size); Kish's effective sample size (sum w)^2 / sum w^2 equals
+    the item count when groups are the same size (the macro-average is then the pooled
+    proportion and this is its Wilson interval) and shrinks as sizes diverge. A design-effect
+    adjusted Wilson interval of this kind is standard for stratified proportions (Kott & Liu
+    2009, J Surv Stat Methodol; Korn & Graubard 1998).
+    """
+    k = len(groups)
+    value = float(sum(group.mean() for group in groups)) / k
+    effective_n = 1.0 / sum(1.0 / (k * k * group.size) for group in groups)
+    low, high = _wilson_bounds(value, effective_n, confidence)
+    total = sum(group.size for group in groups)
+    return Estimate(value, total, low, high, f"{label}Wilson {_level(confidence)} on Kish effective n {effective_n:.1f}")
 
 
 def _paired_p_value(cell: np.ndarray, base: np.ndarray, test: str, resamples: int,

@@ -224,13 +224,23 @@ def _seed_mean_line(axes, cells: pd.DataFrame, values: pd.DataFrame, colour: str
     axes.plot(means.index.to_numpy() * centre, means.to_numpy(), color=colour, linewidth=2.0, zorder=2)
 
 
-def _budget_figure(data: ReportData, measures: list[Measure], path: Path, title: str, ylabel: str) -> Path:
+def _proportion_axis(axes) -> None:
+    """Keep a proportion's axis inside [0, 1] (plus a sliver), however flat the data: an
+    autoscaled axis around all-zero ASR would otherwise show negative rates."""
+    low, high = axes.get_ylim()
+    axes.set_ylim(max(low, -0.02), min(high, 1.02))
+
+
+def _budget_figure(data: ReportData, measures: list[Measure], path: Path, title: str, ylabel: str,
+                   proportion: bool = False) -> Path:
     several_seeds = len(data.seeds()) > 1
     significance = any(_significant(data, m) for m in measures)
     with new_figure(*_figure_size(len(measures))) as figure:
         for axes, measure in zip(_grid(figure, len(measures)), measures):
             _draw_budget_panel(axes, data, measure, several_seeds)
             axes.set_ylabel(ylabel)
+            if proportion:
+                _proportion_axis(axes)
         handles = legend_handles(objective_colours(data.objectives), seed_markers(data.seeds()), significance=significance)
         if several_seeds:
             handles.append(_mean_line_handle())
@@ -245,7 +255,7 @@ def plot_asr_vs_budget(data: ReportData, out_dir: Path) -> Path:
     if reason := asr_missing(data):
         return placeholder(path, "Attack success rate vs budget", reason)
     return _budget_figure(data, [MACRO_ASR], path, "Attack success rate vs budget (error bars: 95% CI)",
-                          "macro-averaged ASR (higher = less safe)")
+                          "macro-averaged ASR (higher = less safe)", proportion=True)
 
 
 def plot_persona_vs_budget(data: ReportData, out_dir: Path) -> Path:
@@ -254,7 +264,8 @@ def plot_persona_vs_budget(data: ReportData, out_dir: Path) -> Path:
     if reason := persona_missing(data):
         return placeholder(path, "Persona P(match) vs budget", reason)
     measures = [m for m in trait_measures(data) if drawable(data, m)]
-    return _budget_figure(data, measures, path, "Persona drift: P(match) vs budget (error bars: 95% CI)", "P(match)")
+    return _budget_figure(data, measures, path, "Persona drift: P(match) vs budget (error bars: 95% CI)", "P(match)",
+                          proportion=True)
 
 
 def plot_capability_vs_budget(data: ReportData, out_dir: Path) -> Path:
@@ -299,6 +310,7 @@ def plot_frontier(data: ReportData, out_dir: Path) -> Path:
                               fontsize=8, color=colours[objective], zorder=6,
                               bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=0.5))
         _frontier_base(axes, capability, asr)
+        _proportion_axis(axes)
         axes.set_xlabel(f"capability: {data.primary.label}  ({n_text(capability.reset_index())} per point)  higher = more capable")
         axes.set_ylabel(f"macro-averaged ASR  ({n_text(asr.reset_index())} per point)  higher = less safe")
         handles = legend_handles(colours, markers, base=False)
