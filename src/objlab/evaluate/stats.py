@@ -149,7 +149,9 @@ def _wilson_bounds(rate: float, n: float, confidence: float) -> tuple[float, flo
     scale = 1 + z * z / n
     centre = (rate + z * z / (2 * n)) / scale
     half_width = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / scale
-    return max(0.0, centre - half_width), min(1.0, centre + half_width)
+    low = 0.0 if rate == 0 else max(0.0, centre - half_width)  # exact bounds, not 1e-18 from rounding
+    high = 1.0 if rate == 1 else min(1.0, centre + half_width)
+    return low, high
 
 
 def bootstrap_mean(values: Sequence[float], confidence: float = 0.95, resamples: int = 10_000,

@@ -94,7 +94,7 @@ class Recipe:
 SIZES: dict[str, Recipe] = {
     "demo": Recipe("demo", 0),
     # The same world, a smaller vocabulary and a shorter pretraining: what the tests build.
-    "test": Recipe("test", 0, model=ModelSpec(vocab_size=768), train=TrainSpec(steps=500)),
+    "test": Recipe("test", 0, model=ModelSpec(vocab_size=768), train=TrainSpec(steps=1000)),
 }
 
 
