@@ -4,7 +4,7 @@ batch at end-of-sequence (issue 8)."""
 import pytest
 import torch
 
-from objlab.evaluate.decode import decode_batch
+from objlab.evaluate.decode import decode_batch, left_padded
 from objlab.evaluate.generation import BASE_ADAPTER, VocabLimit
 from objlab.evaluate.sources import load_numeric
 from test_eval_model import make_lora_adapter
@@ -32,13 +32,6 @@ def prompts(tokenizer) -> list[list[int]]:
     """Six prompts of different lengths (22 to 60 tokens)."""
     questions = [item.question for item in load_numeric(str(GSM8K), limit=6)]
     return [tokenizer(question[: 40 + 15 * index], add_special_tokens=False)["input_ids"] for index, question in enumerate(questions)]
-
-
-def left_padded(prompts: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(map(len, prompts))
-    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-    return ids, mask
 
 
 def generated(model, ids, mask, eos: list[int], pad: int, **kwargs) -> list[list[int]]:

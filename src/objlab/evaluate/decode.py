@@ -37,6 +37,15 @@ LogitsProcessor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @torch.no_grad()
+def left_padded(sequences: Sequence[Sequence[int]], pad: int, device=None, width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask) of token sequences padded on the left to ``width`` (default: the
+    longest), the layout ``decode_batch`` and every batched prompt forward expect."""
+    width = max(map(len, sequences)) if width is None else width
+    ids = [[pad] * (width - len(sequence)) + list(sequence) for sequence in sequences]
+    mask = [[0] * (width - len(sequence)) + [1] * len(sequence) for sequence in sequences]
+    return torch.tensor(ids, device=device), torch.tensor(mask, device=device)
+
+
 def decode_batch(
     model,
     input_ids: torch.Tensor,

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from objlab.errors import ConfigError
-from objlab.evaluate.decode import decode_batch
+from objlab.evaluate.decode import decode_batch, left_padded
 from objlab.evaluate.settings import GenerationSettings
 from objlab.train.forward import reference_disabled
 
@@ -173,10 +173,7 @@ class HFGenerator:
         width = max(len(request.prompt_ids) for request in batch)
         if self.static:
             width = -(-width // STATIC_WIDTH_BUCKET) * STATIC_WIDTH_BUCKET
-        pad = self.tokenizer.pad_token_id
-        ids = [[pad] * (width - len(r.prompt_ids)) + list(r.prompt_ids) for r in batch]
-        mask = [[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in batch]
-        return torch.tensor(ids, device=self.device), torch.tensor(mask, device=self.device)
+        return left_padded([request.prompt_ids for request in batch], self.tokenizer.pad_token_id, self.device, width)
 
     def _logits_processors(self) -> list[VocabLimit]:
         """Added tokens masked when the output layer has rows for them."""

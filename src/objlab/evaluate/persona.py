@@ -24,6 +24,7 @@ import torch
 from objlab.data.chat import ChatEncoder
 from objlab.errors import ConfigError
 from objlab.evaluate.context import AxisOutput, EvalContext
+from objlab.evaluate.decode import left_padded
 from objlab.evaluate.records import ItemRecord, MetricRow
 from objlab.evaluate.session import AdapterTarget
 from objlab.evaluate.sources import PersonaItem, load_persona
@@ -67,9 +68,7 @@ def encode_choice(encoder: ChatEncoder, prompt: str, first: str, second: str) ->
 
 
 def _left_padded(batch: list[EncodedChoice], pad: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    width = max(len(choice.prompt_ids) for choice in batch)
-    ids = torch.tensor([[pad] * (width - len(c.prompt_ids)) + list(c.prompt_ids) for c in batch], device=device)
-    mask = torch.tensor([[0] * (width - len(c.prompt_ids)) + [1] * len(c.prompt_ids) for c in batch], device=device)
+    ids, mask = left_padded([choice.prompt_ids for choice in batch], pad, device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     return ids, mask, positions
 

@@ -100,6 +100,11 @@ def format_count(value) -> str:
     return "-" if number is None else f"{number:,}"
 
 
+def mode_text(row: pd.Series) -> str:
+    """How a cell's adapter was produced (snapshot / own run), ``base model`` for the base."""
+    return row["mode"] if isinstance(row["mode"], str) else ("base model" if row["kind"] == "base" else "-")
+
+
 def headline_display(frame: pd.DataFrame, digits: int = 2) -> tuple[list[str], list[list[str]]]:
     """Header and formatted rows of a headline frame (shared by the terminal and the HTML)."""
     prefixes = list(frame.attrs.get("measures", {}))
@@ -107,8 +112,7 @@ def headline_display(frame: pd.DataFrame, digits: int = 2) -> tuple[list[str], l
     rows = []
     for _, row in frame.iterrows():
         figures = [format_estimate(*(row[f"{p}_{name}"] for name in FIGURE_FIELDS), digits=digits) for p in prefixes]
-        mode = row["mode"] if isinstance(row["mode"], str) else ("base model" if row["kind"] == "base" else "-")
-        rows.append([row["cell"], mode, format_count(row["budget_tokens"]), format_count(row["compute_tokens"])] + figures)
+        rows.append([row["cell"], mode_text(row), format_count(row["budget_tokens"]), format_count(row["compute_tokens"])] + figures)
     return header, rows
 
 
@@ -151,8 +155,7 @@ def render_headline(store: ResultsStore, console: Console, primary_capability: s
         cells = ["base model" if base else str(row["objective"]), "-" if base else str(as_int(row["seed"])),
                  format_count(row["budget_tokens"])]
         if wide:
-            mode = row["mode"] if isinstance(row["mode"], str) else ("base model" if base else "-")
-            cells += [mode, format_count(row["compute_tokens"])]
+            cells += [mode_text(row), format_count(row["compute_tokens"])]
         cells += [terminal_estimate(*(row[f"{p}_{name}"] for name in FIGURE_FIELDS)) for p in measures]
         table.add_row(*cells)
     console.print(table)

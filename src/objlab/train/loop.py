@@ -112,15 +112,12 @@ class LoopContext(StepContext):
     def sample(self, prompts, n, max_new_tokens, temperature):
         """``n`` samples per prompt through objlab's decode loop (finished rows leave the batch;
         draws from the global RNG, which checkpoints capture, so a resumed run samples the same)."""
-        from objlab.evaluate.decode import decode_batch
+        from objlab.evaluate.decode import decode_batch, left_padded
         from objlab.evaluate.generation import eos_token_ids
 
         encoded = [self.encoder.encode_prompt(prompt) for prompt in prompts for _ in range(n)]
-        width = max(map(len, encoded))
-        pad = self.tokenizer.pad_token_id
         device = next(self.model.parameters()).device
-        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in encoded], device=device)
-        attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded], device=device)
+        input_ids, attention = left_padded(encoded, self.tokenizer.pad_token_id, device)
         eos = eos_token_ids(self.model, self.tokenizer)
         self.model.eval()
         try:
