@@ -495,6 +495,14 @@ def save_rates(path: str, kind: str, updates: dict) -> None:
     target.write_text(json.dumps(rates, indent=2, sort_keys=True) + "\n")
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1 (argparse names the option in its error)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
 def base_parser(description: str, device: bool = True, rates: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     if device:

@@ -557,7 +557,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="batch size (default: the shape's: 4 / 16 / 8)")
     parser.add_argument("--warmup", type=int, default=3, help="warm-up steps excluded from timing (>= 3)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default 20 on CPU, 10 on GPU)")
-    parser.add_argument("--repeat", type=int, default=1, help="run every configuration N times, in N rounds (interleaved), and report the median")
+    parser.add_argument("--repeat", type=common.positive_int, default=1, help="run every configuration N times, in N rounds (interleaved), and report the median")
     args = parser.parse_args()
     args.shape = args.shape or common.default_shape(args.device)
     specs = common.selected(plan_specs(args), args.only)
