@@ -80,3 +80,13 @@ def test_grid_eval(tmp_path):
     assert (shared["base_evaluations"], naive["base_evaluations"]) == (1, 2)
     assert shared["digests"] == naive["digests"]  # the same figures either way
     common.markdown_table(grid_eval.COLUMNS, grid_eval.table_rows(results))
+
+
+def test_median_runs_keeps_the_gpu_matmul_peak():
+    """A GPU run starts with the matmul-peak configuration, which has no timing window: the
+    median over rounds keeps its best figure instead of failing (it did on the first H200 run)."""
+    peak = [{"side": "peak", "label": "peak", "bf16_matmul_flops": value} for value in (7e14, 7.4e14)]
+    sft = [{"side": "objlab", "label": "objlab:sft", "window_s": w, "tokens": 100} for w in (1.0, 2.0)]
+    chosen = train_vs_trl.median_runs([[peak[0], sft[0]], [peak[1], sft[1]]])
+    assert chosen[0]["bf16_matmul_flops"] == 7.4e14
+    assert chosen[1]["window_s"] == 1.0 and chosen[1]["tokens_per_s_runs"] == [100.0, 50.0]
