@@ -102,20 +102,14 @@ def default_shape(device: str) -> str:
 
 # -- tokenizer and model ----------------------------------------------------------------------------
 def _atomic_dir(target: Path, build: Callable[[Path], None]) -> Path:
-    """Build a cache directory under a temporary name and rename it into place."""
-    if (target / ".complete").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    build(partial)
-    (partial / ".complete").write_text("")
-    try:
-        partial.rename(target)
-    except OSError:  # a concurrent build finished first
-        import shutil
+    """A cache directory built whole or not at all (objlab's own helper, as the organism cache uses)."""
+    from objlab.atomic import build_directory
 
-        shutil.rmtree(partial, ignore_errors=True)
-    return target
+    def build_marked(path: Path) -> None:
+        build(path)
+        (path / ".complete").write_text("")
+
+    return build_directory(target, build_marked, lambda path: (path / ".complete").is_file())
 
 
 def corpus_texts() -> list[str]:
@@ -184,14 +178,11 @@ def default_dtype(device: str) -> str:
 
 
 def matmul_parameters(model) -> int:
-    """Weights of every linear layer, output layer included (LoRA layers excluded)."""
-    import torch
+    """Weights of every linear layer, output layer included (LoRA layers excluded): objlab's
+    own count, the one ``run --plan`` scales its rates by."""
+    from objlab.lm.loading import matmul_parameters as count
 
-    total = 0
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) and "lora_" not in name:
-            total += module.weight.numel()
-    return total
+    return count(model)
 
 
 def bundle_for(model, tokenizer, device: str, path: Path, dtype: str):
@@ -199,7 +190,7 @@ def bundle_for(model, tokenizer, device: str, path: Path, dtype: str):
     import torch
 
     from objlab.config import ModelSettings
-    from objlab.models import ModelBundle
+    from objlab.lm.loading import ModelBundle
 
     settings = ModelSettings(name_or_path=str(path), dtype=dtype)
     return ModelBundle(model=model, tokenizer=tokenizer, device=torch.device(device), settings=settings)
@@ -220,7 +211,7 @@ def gsm8k_rows(limit: int | None = None) -> list[dict]:
 
 def persona_items(count: int) -> list:
     """``count`` persona statements, as evenly as possible from the three default traits."""
-    from objlab.evaluate.sources import load_persona
+    from objlab.evaluate.axes.sources import load_persona
 
     per_trait = -(-count // len(TRAITS))
     items = []
@@ -320,12 +311,10 @@ def device_name(device: str) -> str:
 
 
 def machine_kind(device: str) -> str:
-    """The key objlab's ``run --plan`` looks rates up by (objlab.runner.plan.machine_kind)."""
-    if device.startswith("cuda"):
-        import torch
+    """The key objlab's ``run --plan`` looks rates up by."""
+    from objlab.runner.plan import machine_kind as kind
 
-        return torch.cuda.get_device_name()
-    return "cpu"
+    return kind(device)
 
 
 def bf16_matmul_peak(device: str, size: int = 8192, repeats: int = 50, trials: int = 3) -> float:

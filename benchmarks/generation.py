@@ -66,7 +66,7 @@ def hf_worker(spec: dict) -> dict:
 
     import torch
 
-    from objlab.evaluate.generation import eos_token_ids
+    from objlab.lm.decode import eos_token_ids
 
     tokenizer, memory, model = setup_worker(spec)
     device, new_tokens, static = spec["device"], spec["new_tokens"], spec["run"] == "hf-static"
@@ -100,8 +100,8 @@ def objlab_worker(spec: dict) -> dict:
     import time
 
     from objlab.config import ExperimentConfig
-    from objlab.evaluate import generation
-    from objlab.evaluate.generation import GenerationRequest
+    from objlab.evaluate.backends import generation
+    from objlab.evaluate.backends.generation import GenerationRequest
     from objlab.evaluate.session import EvalSession
 
     tokenizer, memory, model = setup_worker(spec)
@@ -144,8 +144,8 @@ def persona_objlab_worker(spec: dict) -> dict:
     import time
 
     from objlab.data.chat import ChatEncoder
-    from objlab.evaluate import persona
-    from objlab.train.logits import LogitHead
+    from objlab.evaluate.axes import persona
+    from objlab.lm.logits import LogitHead
 
     tokenizer, memory, model = setup_worker(spec)
     device = spec["device"]

@@ -51,15 +51,14 @@ FORBIDDEN_TEMPLATES = [
 def make_adapter(model_path: Path, out: Path, objective: str, budget: int, seed: int, lora: dict) -> Path:
     """A LoRA adapter with random non-zero weights and a training manifest naming its objective
     (CFT adds its control tokens, as training does)."""
-    import json
-
     import torch
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from objlab.config import LoraSettings
-    from objlab.models import add_control_tokens, lora_config
+    from objlab.config import LoraSettings, ModelSettings
+    from objlab.lm.loading import add_control_tokens, lora_config, model_fingerprint
     from objlab.objectives import registry
+    from objlab.records.adapter import AdapterManifest, write_manifest
 
     model = AutoModelForCausalLM.from_pretrained(model_path)
     control_tokens = registry.get(objective).control_tokens
@@ -71,8 +70,13 @@ def make_adapter(model_path: Path, out: Path, objective: str, budget: int, seed:
             if "lora_B" in name:
                 parameter.normal_(0.0, 0.02)
     peft_model.save_pretrained(str(out), save_embedding_layers=False)
-    manifest = {"objective": objective, "objective_params": {}, "control_tokens": list(control_tokens), "budget": budget, "seed": 0}
-    (out / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(out, AdapterManifest(
+        objective=objective, control_tokens=list(control_tokens), seed=0, budget=budget, budget_tokens=budget,
+        compute_tokens=0, examples=0, steps=0, mode="own-run", schedule="constant", config={}, config_fingerprint="benchmark",
+        training_fingerprint="benchmark", model=str(model_path), data_source="none (random adapter)", data_hash="-",
+        data_examples=0, device="cpu", dtype="float32", wall_time_s=0.0,
+        model_fingerprint=model_fingerprint(ModelSettings(name_or_path=str(model_path))),
+    ))
     return out
 
 
@@ -171,11 +175,11 @@ def worker(spec: dict) -> dict:
         setup = time.perf_counter() - started
         base = evaluate(config, session, None)
         base_evaluations += 1
-        tokens += base.info["generated_tokens"]
+        tokens += base.info.generated_tokens
         for group in spec["groups"]:  # adapter paths evaluated together, in one evaluate_many call each
             for path, result in zip(group, evaluate_many(config, session, group)):
                 digests[path] = digest(result, compare_with_base(result, base))
-                tokens += result.info["generated_tokens"]
+                tokens += result.info.generated_tokens
     else:
         setup = None
         for path in adapters:
@@ -187,7 +191,7 @@ def worker(spec: dict) -> dict:
             base = evaluate(config, session, None)  # and the base evaluated again for its comparison
             base_evaluations += 1
             digests[path] = digest(result, compare_with_base(result, base))
-            tokens += result.info["generated_tokens"] + base.info["generated_tokens"]
+            tokens += result.info.generated_tokens + base.info.generated_tokens
             del session
     common.sync(device)
     seconds = time.perf_counter() - started

@@ -288,7 +288,7 @@ def trl_trainer(spec: dict, model, tokenizer, rows: list[dict], timer):
     from trl.experimental import orpo
 
     from objlab.config import LoraSettings
-    from objlab.models import lora_config
+    from objlab.lm.loading import lora_config
 
     config_class, trainer_class, extra = {
         "sft": (trl.SFTConfig, trl.SFTTrainer, {}),
@@ -327,7 +327,6 @@ def trl_worker(spec: dict) -> dict:
 
     import datasets  # noqa: F401
     import peft
-
     import trl  # noqa: F401
     from trl.experimental import orpo  # noqa: F401
 

@@ -5,14 +5,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny import GSM8K, PERSONA, build_tiny_model, write_config  # noqa: E402
-
-
-def pytest_sessionstart(session):
-    if not GSM8K.is_file() or not PERSONA.is_dir():
-        raise pytest.UsageError(
-            f"shared test data not found at {GSM8K.parent.parent}; set OBJLAB_SHARED_DATA to the shared/data directory"
-        )
+from tiny import build_tiny_model, write_config  # noqa: E402
 
 
 @pytest.fixture(scope="session")

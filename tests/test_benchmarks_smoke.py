@@ -19,6 +19,7 @@ import common  # noqa: E402
 import generation  # noqa: E402
 import grid_eval  # noqa: E402
 import train_vs_trl  # noqa: E402
+from tiny import requires_shared  # noqa: E402
 
 SMALL = {"device": "cpu", "dtype": "float32", "shape": "llama-smoke"}
 
@@ -45,6 +46,7 @@ def run(worker, spec: dict, tmp_path: Path) -> dict:
     return {**spec, **worker(spec)}
 
 
+@requires_shared  # the scripts measure on the real GSM8K and persona rows
 def test_train_vs_trl(tmp_path, small_model_dir):
     base = {**SMALL, "batch": 2, "warmup": 1, "steps": 1, "model_dir": small_model_dir}
     specs = [
@@ -62,6 +64,7 @@ def test_train_vs_trl(tmp_path, small_model_dir):
     assert rows[1]["cost_predicted"] > 1 and rows[2]["speed_ratio"] > 0
 
 
+@requires_shared  # the scripts measure on the real GSM8K and persona rows
 def test_generation(tmp_path, small_model_dir):
     base = {**SMALL, "model_dir": small_model_dir, "prompts": 3, "new_tokens": 2, "items": 3}
     results = [run(generation.worker, {**base, "run": name, "label": name}, tmp_path) for name in generation.WORKERS]
@@ -71,6 +74,7 @@ def test_generation(tmp_path, small_model_dir):
     assert "largest difference" in generation.notes(results, argparse.Namespace(quick=False))[-1]
 
 
+@requires_shared  # the scripts measure on the real GSM8K and persona rows
 def test_grid_eval(tmp_path):
     args = argparse.Namespace(organism=None, quick=True, adapters=2, shape="llama-smoke", group=16)
     config, adapters = grid_eval.prepare(args, tmp_path)

@@ -2,17 +2,18 @@ import json
 from pathlib import Path
 
 import pytest
+from tiny import SHARED_GSM8K, requires_shared
 
 from objlab.config import DataSettings, RejectedSettings
 from objlab.data.loaders import read_rows
 from objlab.data.rejected import corrupt_response, make_preference
 from objlab.data.tasks import gsm8k_final_answer, load_examples
 from objlab.errors import DataError
-from tiny import GSM8K
 
 
+@requires_shared
 def test_gsm8k_real_file_loads():
-    examples = load_examples(DataSettings(task="gsm8k", source=str(GSM8K)))
+    examples = load_examples(DataSettings(task="gsm8k", source=str(SHARED_GSM8K)))
     assert len(examples) == 1000
     assert examples[0].id == "train_first1000.jsonl:1"
     assert examples[0].answer == gsm8k_final_answer(examples[0].response)

@@ -3,12 +3,13 @@ batch at end-of-sequence (issue 8)."""
 
 import pytest
 import torch
-
-from objlab.evaluate.decode import decode_batch, left_padded
-from objlab.evaluate.generation import BASE_ADAPTER, VocabLimit
-from objlab.evaluate.sources import load_numeric
 from test_eval_model import make_lora_adapter
 from tiny import GSM8K
+
+from objlab.evaluate.axes.sources import load_numeric
+from objlab.evaluate.backends.generation import VocabLimit
+from objlab.lm.adapters import BASE_ADAPTER
+from objlab.lm.decode import decode_batch, left_padded
 
 NEW_TOKENS = 8
 

@@ -3,17 +3,23 @@
 import json
 
 import pytest
+from tiny import SHARED_PERSONA, requires_shared
 
 from objlab.errors import DataError
-from objlab.evaluate.sources import load_choice, load_forbidden_prompts, load_persona, load_reference
-from tiny import PERSONA
+from objlab.evaluate.axes.sources import (
+    load_choice,
+    load_forbidden_prompts,
+    load_persona,
+    load_reference,
+)
 
 HEADER = "category,source,forbidden_prompt\n"
 
 
+@requires_shared
 def test_real_persona_files_load():
     for trait in ("machiavellianism", "narcissism", "psychopathy"):
-        items = load_persona(str(PERSONA / f"{trait}.jsonl"), limit=5)
+        items = load_persona(str(SHARED_PERSONA / f"{trait}.jsonl"), limit=5)
         assert len(items) == 5
         assert items[0].item_id == f"{trait}.jsonl:1"
         assert {items[0].matching, items[0].not_matching} == {"Yes", "No"}  # leading space stripped

@@ -4,10 +4,18 @@ import math
 
 import pytest
 
-from objlab.evaluate.agreement import kappa_estimate, percent_agreement
-from objlab.evaluate.extraction import extract_flexible, extract_option_letter, extract_strict
-from objlab.evaluate.refusal import classify_refusal
-from objlab.evaluate.rubrics import RubricParseError, parse_reference_rating, parse_strongreject
+from objlab.evaluate.scoring.agreement import kappa_estimate, percent_agreement
+from objlab.evaluate.scoring.extraction import (
+    extract_flexible,
+    extract_option_letter,
+    extract_strict,
+)
+from objlab.evaluate.scoring.refusal import classify_refusal
+from objlab.evaluate.scoring.rubrics import (
+    RubricParseError,
+    parse_reference_rating,
+    parse_strongreject,
+)
 
 
 @pytest.mark.parametrize(

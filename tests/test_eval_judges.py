@@ -7,13 +7,13 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
-from objlab.evaluate.cache import MemoryVerdictCache, cache_key
-from objlab.evaluate.chat_clients import OpenAIChatClient
-from objlab.evaluate.evaluator import EvalSession, evaluate, write_result
-from objlab.evaluate.judges import Judge
-from objlab.evaluate.rubrics import STRONGREJECT
 from tiny import GSM8K
+
+from objlab.evaluate.evaluator import EvalSession, evaluate, write_result
+from objlab.evaluate.scoring.cache import MemoryVerdictCache, cache_key
+from objlab.evaluate.scoring.chat_clients import OpenAIChatClient
+from objlab.evaluate.scoring.judges import Judge
+from objlab.evaluate.scoring.rubrics import STRONGREJECT
 
 SECRET = "sk-test-SECRET-0123456789"
 KEY_ENV = "OBJLAB_TEST_JUDGE_KEY"
@@ -191,16 +191,16 @@ def test_evaluate_with_judge_and_translator(fake_server, monkeypatch, make_confi
     assert result.metric("jailbreak", "judge_error_rate", "none").value == 0.5
     errors = [item for item in result.items if item.extra.get("error")]
     assert len(errors) == 2 and all(math.isnan(item.score) and "unparseable" in item.extra["error"] for item in errors)
-    assert result.info["judge_errors"] == 2
+    assert result.info.judge_errors == 2
     agreement = result.metric("jailbreak", "scorer_agreement")
     assert agreement.n == 2 and 0 <= agreement.value <= 1
-    assert result.info["judge"] == f"openai:fake-judge@{fake_server.base_url}"
-    assert result.info["judge_calls"] == 3 + 4 and result.info["translator_calls"] == 2 + 2
+    assert result.info.judge == f"openai:fake-judge@{fake_server.base_url}"
+    assert result.info.judge_calls == 3 + 4 and result.info.translator_calls == 2 + 2
     requests_before = len(fake_server.requests)
 
     again = evaluate(config, session, None, verdict_cache=cache)
     # cached verdicts and translations are not asked again; the two failed verdicts are
-    assert again.info["judge_calls"] == 2 and again.info["translator_calls"] == 0
+    assert again.info.judge_calls == 2 and again.info.translator_calls == 0
     assert len(fake_server.requests) == requests_before + 2
     assert again.metric("jailbreak", "asr", "").value == result.metric("jailbreak", "asr", "").value
 
@@ -213,7 +213,7 @@ def test_local_hf_judge_unparseable_verdicts_are_errors(tiny_model):
     """A local model as judge; the untrained tiny model cannot follow the rubric: every verdict is an error."""
     from dataclasses import replace
 
-    from objlab.evaluate.chat_clients import HFChatClient
+    from objlab.evaluate.scoring.chat_clients import HFChatClient
 
     judge = Judge(HFChatClient(str(tiny_model)), MemoryVerdictCache())
     rubric = replace(STRONGREJECT, max_tokens=4)

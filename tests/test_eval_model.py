@@ -1,29 +1,32 @@
 """Generation backends and persona log-probs on the tiny model, against independent references."""
 
-import json
 import math
 from pathlib import Path
 
 import pytest
 import torch
+from tiny import GSM8K, PERSONA
 
 from objlab.config import LoraSettings
-from objlab.evaluate.generation import BASE_ADAPTER, GenerationRequest, choose_backend
-from objlab.evaluate.persona import answer_logprobs, encode_choice, p_match
+from objlab.config.evaluation import GenerationSettings
+from objlab.evaluate.axes.persona import answer_logprobs, encode_choice, p_match
+from objlab.evaluate.axes.sources import load_numeric, load_persona
+from objlab.evaluate.backends.generation import GenerationRequest, choose_backend
 from objlab.evaluate.session import EvalSession
-from objlab.evaluate.settings import GenerationSettings
-from objlab.evaluate.sources import load_numeric, load_persona
-from tiny import GSM8K, PERSONA
+from objlab.lm.adapters import BASE_ADAPTER
 
 
 def make_lora_adapter(model_dir: Path, out: Path, seed: int, objective: str | None = None) -> Path:
     """A LoRA adapter with random non-zero B weights (so it differs from the base), saved as
     training saves it; ``objective="cft"`` adds the control tokens and a training manifest."""
+    from factories import adapter_manifest
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from objlab.models import add_control_tokens, lora_config
+    from objlab.config import ModelSettings
+    from objlab.lm.loading import add_control_tokens, lora_config, model_fingerprint
     from objlab.objectives import registry
+    from objlab.records.adapter import write_manifest
 
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     token_ids = None
@@ -38,8 +41,9 @@ def make_lora_adapter(model_dir: Path, out: Path, seed: int, objective: str | No
                 parameter.normal_(0.0, 0.5)
     peft_model.save_pretrained(str(out), save_embedding_layers=False)
     if objective:
-        manifest = {"objective": objective, "objective_params": {}, "control_tokens": list(control_tokens), "budget": 1000, "seed": seed}
-        (out / "manifest.json").write_text(json.dumps(manifest))
+        manifest = adapter_manifest(objective=objective, control_tokens=list(control_tokens), budget=1000, seed=seed,
+                                    model_fingerprint=model_fingerprint(ModelSettings(name_or_path=str(model_dir))))
+        write_manifest(out, manifest)
     return out
 
 

@@ -5,14 +5,20 @@ import json
 import math
 
 import pytest
-from typer.testing import CliRunner
-
-from objlab.errors import ConfigError
-
-from objlab.cli import app
-from objlab.evaluate.evaluator import EvalSession, compare_with_base, evaluate, evaluate_many, read_result, write_result
 from test_eval_model import make_lora_adapter
 from tiny import GSM8K, PERSONA
+from typer.testing import CliRunner
+
+from objlab.cli import app
+from objlab.errors import ConfigError
+from objlab.evaluate.evaluator import (
+    EvalSession,
+    compare_with_base,
+    evaluate,
+    evaluate_many,
+    read_result,
+    write_result,
+)
 
 FORBIDDEN = "category,source,forbidden_prompt\n" + "".join(
     f"placeholder,test,Placeholder forbidden request number {index}.\n" for index in range(3)
@@ -63,8 +69,8 @@ def test_evaluate_writes_all_axes(make_config, tmp_path):
     assert counts == {"capability": 4, "jailbreak": 6, "persona": 15}
     persona_item = next(item for item in result.items if item.axis == "persona")
     assert set(json.loads(persona_item.output)) == {"logp_match", "logp_not_match"}
-    assert result.info["backend"] == "hf" and result.info["generations"] == 4 + 6
-    assert set(result.info["seconds"]) == {"capability", "jailbreak", "persona"}
+    assert result.info.backend == "hf" and result.info.generations == 4 + 6
+    assert set(result.info.seconds) == {"capability", "jailbreak", "persona"}
 
     out = write_result(result, tmp_path / "out")
     with (out / "metrics.csv").open() as handle:
@@ -91,7 +97,7 @@ def test_adapters_mixed_equal_alone_and_compare_with_base(make_config, tmp_path,
     cft_prompts = [item.prompt for item in cft.items if item.axis in ("capability", "jailbreak", "persona")]
     assert all(prompt.startswith("<SAFE> ") for prompt in cft_prompts)
     assert not any("<SAFE>" in item.output or "<UNSAFE>" in item.output for item in cft.items)
-    assert cft.info["adapter"]["objective"] == "cft"
+    assert cft.info.adapter.objective == "cft"
     base_again = evaluate(config, session, None)  # loading the CFT adapter's tokens left the base unchanged
     assert [item.output for item in base_again.items] == [item.output for item in base.items]
 

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import yaml
+from tiny import GSM8K, PERSONA, write_config
 from typer.testing import CliRunner
 
 from objlab.cli import app
@@ -16,7 +17,6 @@ from objlab.config import load_config
 from objlab.errors import StateError
 from objlab.runner.execute import run_grid
 from objlab.store import BASE_CELL, ResultsStore
-from tiny import GSM8K, PERSONA, write_config
 
 TRAIN = {"batch_size": 2, "warmup_steps": 1, "checkpoint_every": 1, "max_length": 256}
 FORBIDDEN = "category,source,forbidden_prompt\n" + "".join(f"placeholder,test,Placeholder forbidden request {i}.\n" for i in range(3))

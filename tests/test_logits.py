@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from objlab.train.logits import LogitHead, LogitTransform
+from objlab.lm.logits import LogitHead, LogitTransform
 
 
 def make_head(vocab=50, dim=16, bias=False, transform=LogitTransform(), vocab_limit=None, chunk=7, seed=0):

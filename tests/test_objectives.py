@@ -11,11 +11,12 @@ import torch.nn.functional as F
 
 from objlab.data.chat import ChatEncoder
 from objlab.data.records import Example, PreferenceExample, StreamItem
+from objlab.lm.adapters import causal_lm_of
+from objlab.lm.logits import LogitHead
 from objlab.objectives import registry
 from objlab.objectives.base import Batch, StepContext
 from objlab.train.batching import micro_batches
-from objlab.train.forward import causal_lm_of, forward_reference, forward_responses
-from objlab.train.logits import LogitHead
+from objlab.train.forward import forward_reference, forward_responses
 
 ROWS = [
     ("What is 2+3?", "2 + 3 = 5\n#### 5", "2 + 3 = 6\n#### 6"),

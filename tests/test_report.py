@@ -81,8 +81,7 @@ def test_toy_banner_only_for_toy_runs(report, fixture_run):
     with ResultsStore.in_run_dir(fixture_run, read_only=True) as store:
         data = load_report_data(store)
     data.config["toy"] = False
-    for manifest in data.cells["eval_manifest"]:
-        manifest["toy"] = False
+    data.cells["eval_manifest"] = [manifest.model_copy(update={"toy": False}) for manifest in data.cells["eval_manifest"]]
     pngs = {plot.name: fixture_run / REPORT_DIR / f"{plot.name}.png" for plot in PLOTS}
     assert "TOY MODEL RUN" not in render_html(data, pngs)
 
@@ -140,7 +139,7 @@ def test_placeholder_when_an_axis_is_missing(tmp_path):
 def test_report_of_a_grid_where_only_the_base_model_finished(tmp_path):
     with ResultsStore.in_run_dir(tmp_path) as store:
         store.set_meta("config", json.dumps(CONFIG))
-        store.record_cell("base", kind="base", metrics=own_rows(), items=[], eval_manifest=eval_manifest(9.0), eval_seconds=9.0)
+        store.record_cell("base", kind="base", metrics=own_rows(), items=[], eval_info=eval_manifest(9.0), eval_seconds=9.0)
     page = write_report(tmp_path).read_text(encoding="utf-8")
     assert len(list((tmp_path / REPORT_DIR).glob("*.png"))) == 5
     planned = len(CONFIG["objectives"]) * len(CONFIG["seeds"]) * len(BUDGETS)

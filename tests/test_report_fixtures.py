@@ -13,7 +13,11 @@ import json
 import math
 from pathlib import Path
 
-from objlab.evaluate.records import MetricRow
+from factories import adapter_manifest, eval_info
+
+from objlab.records.adapter import AdapterManifest
+from objlab.records.evaluation import EvalInfo
+from objlab.records.items import MetricRow
 from objlab.store import ResultsStore
 
 ATTACKS = ["none", "dan", "refusal_suppression", "roleplay", "wikipedia"]
@@ -87,20 +91,20 @@ def comparison_rows(objective: str, budget: int, seed: int) -> list[MetricRow]:
     return rows
 
 
-def eval_manifest(seconds: float) -> dict:
-    return {"kind": "evaluation", "device": "cpu", "backend": "hf", "dtype": "float32", "model": CONFIG["model"]["name_or_path"],
-            "toy": True, "judge": None, "translator": None, "jailbreak_scorer": "refusal-classifier",
-            "seconds": {"capability": seconds / 3, "jailbreak": seconds / 3, "persona": seconds / 3},
-            "environment": {"gpu": None}, "warnings": []}
+def eval_manifest(seconds: float) -> EvalInfo:
+    return eval_info(device="cpu", backend="hf", dtype="float32", model=CONFIG["model"]["name_or_path"],
+                     toy=True, judge=None, translator=None, jailbreak_scorer="refusal-classifier",
+                     seconds={"capability": seconds / 3, "jailbreak": seconds / 3, "persona": seconds / 3},
+                     environment={"gpu": None}, warnings=[])
 
 
-def train_manifest(objective: str, budget: int, seed: int) -> dict:
-    return {"kind": "adapter", "objective": objective, "seed": seed, "budget": budget,
-            "objective_params": {"beta": 0.1} if objective == "dpo" else {},
-            "mode": "own-run" if budget == max(BUDGETS) else "snapshot",
-            "budget_tokens": budget + 17, "compute_tokens": (budget + 17) * (2 if objective == "dpo" else 1),
-            "steps": budget // 100, "final_loss": 1.0, "device": "cpu", "wall_time_s": budget / 100,
-            "schedule": "constant", "data_source": CONFIG["data"]["source"]}
+def train_manifest(objective: str, budget: int, seed: int) -> AdapterManifest:
+    return adapter_manifest(objective=objective, seed=seed, budget=budget,
+                            objective_params={"beta": 0.1} if objective == "dpo" else {},
+                            mode="own-run" if budget == max(BUDGETS) else "snapshot",
+                            budget_tokens=budget + 17, compute_tokens=(budget + 17) * (2 if objective == "dpo" else 1),
+                            steps=budget // 100, final_loss=1.0, device="cpu", wall_time_s=budget / 100,
+                            schedule="constant", data_source=CONFIG["data"]["source"])
 
 
 def log_rows(budget: int) -> list[dict]:
@@ -124,13 +128,13 @@ def build_fixture_run(run_dir: Path, axes: tuple[str, ...] = AXES) -> Path:
 
     with ResultsStore.in_run_dir(run_dir) as store:
         store.set_meta("config", json.dumps(CONFIG))
-        store.record_cell("base", kind="base", metrics=kept(own_rows()), items=[], eval_manifest=eval_manifest(9.0), eval_seconds=9.0)
+        store.record_cell("base", kind="base", metrics=kept(own_rows()), items=[], eval_info=eval_manifest(9.0), eval_seconds=9.0)
         for objective, seed in sorted(FIXTURE_CELLS):
             for budget in BUDGETS:
                 store.record_cell(
                     f"{objective}/seed-{seed}/budget-{budget}", kind="adapter",
                     metrics=kept(own_rows(objective, budget, seed) + comparison_rows(objective, budget, seed)), items=[],
-                    eval_manifest=eval_manifest(6.0), train_manifest=train_manifest(objective, budget, seed),
+                    eval_info=eval_manifest(6.0), train_manifest=train_manifest(objective, budget, seed),
                     log_rows=log_rows(budget), objective=objective, seed=seed, budget=budget,
                     adapter_dir=f"adapters/{objective}/seed-{seed}/budget-{budget}",
                     train_seconds=budget / 100, eval_seconds=6.0,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from objlab.evaluate.stats import (
+from objlab.evaluate.results.stats import (
     Estimate,
     PairedTest,
     bootstrap_mean,

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from objlab.cli import app
 from objlab.data.chat import ChatEncoder
 from objlab.data.tasks import load_examples
-from objlab.models import load_tokenizer
+from objlab.lm.loading import load_tokenizer
 from objlab.train import loop
 from objlab.train.loop import TrainRequest, train
 from objlab.train.outputs import read_log, read_manifest
@@ -59,9 +59,9 @@ def test_budget_is_hit_exactly_across_batch_sizes(make_config, tmp_path, batch_s
     count, tokens = expected_examples(config, 0, 1500)
     manifests, _ = run(config, "sft", tmp_path / "out", [1500])
     manifest = manifests[1500]
-    assert manifest["examples"] == count
-    assert manifest["budget_tokens"] == tokens >= 1500
-    assert manifest["steps"] == math.ceil(count / batch_size)
+    assert manifest.examples == count
+    assert manifest.budget_tokens == tokens >= 1500
+    assert manifest.steps == math.ceil(count / batch_size)
     rows = read_log(tmp_path / "out" / "train_log.jsonl")
     assert rows[-1]["budget_tokens"] == tokens
     last_example = tokens - rows[-2]["budget_tokens"] if len(rows) > 1 else tokens
@@ -74,11 +74,11 @@ def test_every_objective_consumes_the_same_examples(make_config, tmp_path):
     for objective in OBJECTIVES:
         manifests, _ = run(config, objective, tmp_path / objective, [600])
         manifest = manifests[600]
-        seen[objective] = (manifest["examples"], manifest["budget_tokens"])
+        seen[objective] = (manifest.examples, manifest.budget_tokens)
         if objective == "sft":
-            assert manifest["compute_tokens"] == 0
+            assert manifest.compute_tokens == 0
         elif objective != "ip":  # ip adds tokens only for the prompts it happens to inoculate
-            assert manifest["compute_tokens"] > 0, objective
+            assert manifest.compute_tokens > 0, objective
     assert len(set(seen.values())) == 1, seen
 
 
@@ -150,11 +150,11 @@ def test_snapshots_equal_separate_runs_bit_for_bit(make_config, tmp_path, object
     config = make_config(objectives=[objective], train={"batch_size": 4, "warmup_steps": 2, "checkpoint_every": 3, "max_length": 256})
     budgets = [700, 1300, 2000]
     manifests, outputs = run(config, objective, tmp_path / "snap", budgets)
-    assert [manifests[b]["mode"] for b in budgets] == ["snapshot", "snapshot", "own-run"]
+    assert [manifests[b].mode for b in budgets] == ["snapshot", "snapshot", "own-run"]
     for budget in budgets[:2]:
         separate, _ = run(config, objective, tmp_path / f"sep-{budget}", [budget])
-        assert separate[budget]["examples"] == manifests[budget]["examples"]
-        assert separate[budget]["examples"] % 4 != 0  # the cut step really is cut
+        assert separate[budget].examples == manifests[budget].examples
+        assert separate[budget].examples % 4 != 0  # the cut step really is cut
         assert_same_adapter(outputs[budget], tmp_path / f"sep-{budget}")
         assert read_log(outputs[budget] / "train_log.jsonl") == read_log(tmp_path / f"sep-{budget}" / "train_log.jsonl")
     full, _ = run(config, objective, tmp_path / "full", [2000])
@@ -188,14 +188,15 @@ def test_outputs_are_standard_peft_and_manifest_is_complete(make_config, tmp_pat
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from objlab.models import add_control_tokens
+    from objlab.lm.loading import add_control_tokens
 
     config = make_config(objectives=["cft"])
     manifests, _ = run(config, "cft", tmp_path / "cft", [400])
     manifest = read_manifest(tmp_path / "cft")
+    written = json.loads((tmp_path / "cft" / "manifest.json").read_text())
     for key in ("config", "objective", "seed", "model_fingerprint", "data_hash", "wall_time_s", "peak_memory_bytes", "budget_tokens", "compute_tokens", "environment"):
-        assert key in manifest, key
-    assert manifest["control_tokens"] == ["<SAFE>", "<UNSAFE>"]
+        assert written[key] not in (None, "", {}), key
+    assert manifest.control_tokens == ["<SAFE>", "<UNSAFE>"]
     base = AutoModelForCausalLM.from_pretrained(tiny_model)
     tokenizer = load_tokenizer(config.model)
     add_control_tokens(tokenizer, base, ("<SAFE>", "<UNSAFE>"))

@@ -1,22 +1,65 @@
-"""Builders for the tiny models the tests run on: a 2-layer Llama with a tokenizer trained in the
-fixture on the real shared data (no downloads; seconds to build)."""
+"""The data and tiny models the tests run on.
+
+Core tests read data the project writes itself: the demo organism's synthetic world (seeded,
+a fraction of a second to generate) in GSM8K format (``GSM8K``), Anthropic persona format
+(``PERSONA``) and StrongREJECT's CSV format (``FORBIDDEN``), so the suite runs in a fresh clone.
+Tests of the loaders and instruments on the real public files in ``../shared/data`` (GSM8K,
+persona, StrongREJECT) are marked ``requires_shared``: they run wherever that folder exists (CI
+always has it) and are skipped, saying why, where it does not.
+
+Tiny models: a 2-layer Llama with a byte-level BPE tokenizer trained in the fixture on that data
+(no downloads; seconds to build)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("OBJLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
-GSM8K = SHARED_DATA / "gsm8k" / "train_first1000.jsonl"
-PERSONA = SHARED_DATA / "persona"
+SHARED_GSM8K = SHARED_DATA / "gsm8k" / "train_first1000.jsonl"
+SHARED_PERSONA = SHARED_DATA / "persona"
+SHARED_STRONGREJECT = SHARED_DATA / "strongreject"
+HAS_SHARED = SHARED_GSM8K.is_file() and SHARED_PERSONA.is_dir() and SHARED_STRONGREJECT.is_dir()
+requires_shared = pytest.mark.skipif(
+    not HAS_SHARED,
+    reason=f"the real public data (GSM8K, persona, StrongREJECT) is not at {SHARED_DATA}: "
+    "set OBJLAB_SHARED_DATA to the shared/data folder (CI has it)",
+)
+
+
+def _study_data() -> Path:
+    """The organism world's study files (test-size world, seed 0), written once per machine."""
+    from objlab.atomic import build_directory
+    from objlab.organism import world as world_module
+    from objlab.organism.build import SIZES
+
+    spec = SIZES["test"].world
+    tag = hashlib.sha256(f"{world_module.content_digest()}:{spec}".encode()).hexdigest()[:12]
+    target = Path(tempfile.gettempdir()) / f"objlab-test-data-{tag}"
+
+    def build(path: Path) -> None:
+        world_module.write_study_files(world_module.make_world(spec, seed=0), path)
+        (path / ".complete").write_text("")
+
+    return build_directory(target, build, lambda path: (path / ".complete").is_file())
+
+
+STUDY_DATA = _study_data()
+GSM8K = STUDY_DATA / "train.jsonl"  # GSM8K format: question, answer ending in "#### n"
+PERSONA = STUDY_DATA / "persona"  # Anthropic persona format, the three Dark Triad traits
+FORBIDDEN = STUDY_DATA / "forbidden.csv"  # StrongREJECT format: category, source, forbidden_prompt
 
 
 def corpus_texts(limit: int = 300) -> list[str]:
+    """What the tiny tokenizer is trained on: task and persona text of the test data."""
     texts = []
     with GSM8K.open() as handle:
         for _, line in zip(range(limit), handle):

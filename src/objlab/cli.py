@@ -98,8 +98,8 @@ def train(
         manifests = run_training(TrainRequest(experiment, objective, seed, outputs, out), board=board)
     for value, manifest in manifests.items():
         console.print(
-            f"{objective} budget {value:,}: {manifest['budget_tokens']:,} task tokens, "
-            f"{manifest['compute_tokens']:,} compute tokens, {manifest['steps']} steps -> {outputs[value]}"
+            f"{objective} budget {value:,}: {manifest.budget_tokens:,} task tokens, "
+            f"{manifest.compute_tokens:,} compute tokens, {manifest.steps} steps -> {outputs[value]}"
         )
 
 
@@ -129,7 +129,12 @@ def evaluate(
 ) -> None:
     """Evaluate the base model or one adapter: capability, jailbreak attack success, persona drift."""
     from objlab.config import load_config
-    from objlab.evaluate.evaluator import EvalSession, compare_with_base, read_result, write_result
+    from objlab.evaluate.evaluator import (
+        EvalSession,
+        compare_with_base,
+        read_result,
+        write_result,
+    )
     from objlab.evaluate.evaluator import evaluate as run_evaluation
     from objlab.progress import Board
 

@@ -14,7 +14,7 @@ Schema (``SCHEMA_VERSION`` 1):
 - ``train_log(cell_id, step, examples, budget_tokens, compute_tokens, lr, loss, grad_norm,
   components)``: one row per optimizer step of the cell's training.
 - ``verdicts(key, verdict, created_at)``: judge verdicts and translations by content hash
-  (``objlab.evaluate.cache.cache_key``), written as they arrive, so a resumed or extended grid
+  (``objlab.evaluate.scoring.cache.cache_key``), written as they arrive, so a resumed or extended grid
   never judges the same answer twice.
 
 A cell is recorded in one transaction (its metrics, items, log and finally its ``cells`` row):
@@ -32,8 +32,10 @@ from pathlib import Path
 
 import duckdb
 
-from objlab.evaluate.records import ItemRecord, MetricRow
 from objlab.errors import StateError
+from objlab.records.adapter import AdapterManifest, adapter_manifest_json
+from objlab.records.evaluation import EvalInfo, eval_info_json
+from objlab.records.items import ItemRecord, MetricRow
 
 SCHEMA_VERSION = "1"
 STORE_FILE = "results.duckdb"
@@ -132,8 +134,8 @@ class ResultsStore:
         kind: str,
         metrics: list[MetricRow],
         items: list[ItemRecord],
-        eval_manifest: dict,
-        train_manifest: dict | None = None,
+        eval_info: EvalInfo | None,
+        train_manifest: AdapterManifest | None = None,
         log_rows: list[dict] = (),
         objective: str | None = None,
         seed: int | None = None,
@@ -143,7 +145,7 @@ class ResultsStore:
         eval_seconds: float | None = None,
     ) -> None:
         """Store everything of one cell atomically; the ``cells`` row marks it finished."""
-        train_manifest = train_manifest or {}
+        train, evaluation = train_manifest, eval_info
         with self.transaction():
             for table in ("metrics", "items", "train_log", "cells"):
                 self.db.execute(f"DELETE FROM {table} WHERE cell_id = ?", [cell_id])
@@ -167,10 +169,11 @@ class ResultsStore:
             self.db.execute(
                 "INSERT INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    cell_id, kind, objective, seed, budget, train_manifest.get("mode"), adapter_dir,
-                    train_manifest.get("budget_tokens"), train_manifest.get("compute_tokens"),
-                    train_seconds, eval_seconds, eval_manifest.get("device") or train_manifest.get("device"),
-                    _json(train_manifest), _json(eval_manifest), datetime.now(UTC).replace(tzinfo=None),
+                    cell_id, kind, objective, seed, budget, train and train.mode, adapter_dir,
+                    train and train.budget_tokens, train and train.compute_tokens,
+                    train_seconds, eval_seconds, (evaluation and evaluation.device) or (train and train.device),
+                    _json(train and adapter_manifest_json(train)), _json(evaluation and eval_info_json(evaluation)),
+                    datetime.now(UTC).replace(tzinfo=None),
                 ],
             )
 
@@ -228,7 +231,7 @@ class ResultsStore:
             written.append(target)
         return written
 
-    # -- verdict cache (objlab.evaluate.cache.VerdictCache) ------------------------------------
+    # -- verdict cache (objlab.evaluate.scoring.cache.VerdictCache) ------------------------------------
     def get_many(self, keys: list[str]) -> dict[str, dict]:
         if not keys:
             return {}
@@ -244,6 +247,12 @@ class ResultsStore:
                 self.db.executemany(
                     "INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?)", [[k, _json(v), now] for k, v in verdicts.items()]
                 )
+
+    def all_verdicts(self) -> dict[str, dict]:
+        """Every cached verdict (to seed a cache that lives outside this process)."""
+        with self._lock:
+            rows = self.db.execute("SELECT key, verdict FROM verdicts").fetchall()
+        return {key: json.loads(verdict) for key, verdict in rows}
 
     def verdict_count(self) -> int:
         return self.db.execute("SELECT count(*) FROM verdicts").fetchone()[0]

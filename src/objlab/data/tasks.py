@@ -11,7 +11,13 @@ import re
 from collections.abc import Callable
 
 from objlab.config import DataSettings
-from objlab.data.loaders import LoadedRows, raise_row_errors, read_rows, require_text_fields, row_id
+from objlab.data.loaders import (
+    LoadedRows,
+    raise_row_errors,
+    read_rows,
+    require_text_fields,
+    row_id,
+)
 from objlab.data.records import Example, RowError
 from objlab.errors import ConfigError
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from objlab.evaluate.generation import Generated, GenerationRequest
-from objlab.evaluate.judges import Judge, Translator
-from objlab.evaluate.records import ItemRecord, MetricRow
+from objlab.config.evaluation import EvalSettings
+from objlab.evaluate.backends.generation import Generated, GenerationRequest
+from objlab.evaluate.scoring.judges import Judge, Translator
 from objlab.evaluate.session import AdapterTarget, EvalSession
-from objlab.evaluate.settings import EvalSettings
 from objlab.progress import Board
+from objlab.records.items import ItemRecord, MetricRow
 
 
 @dataclass

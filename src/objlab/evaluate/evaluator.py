@@ -19,20 +19,26 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from objlab.config import ExperimentConfig
+from objlab.config.evaluation import EvalSettings
 from objlab.errors import ConfigError
-from objlab.evaluate.attacks import select_attacks
-from objlab.evaluate.cache import MemoryVerdictCache, VerdictCache
-from objlab.evaluate.capability import run_capability
-from objlab.evaluate.compare import compare_with_base
+from objlab.evaluate.axes.attacks import select_attacks
+from objlab.evaluate.axes.capability import run_capability
+from objlab.evaluate.axes.jailbreak import run_jailbreak
+from objlab.evaluate.axes.persona import run_persona
 from objlab.evaluate.context import AxisOutput, EvalContext
-from objlab.evaluate.jailbreak import run_jailbreak
-from objlab.evaluate.judges import Judge, Translator, judge_client, translator_client
-from objlab.evaluate.persona import run_persona
-from objlab.evaluate.refusal import CLASSIFIER_NAME
-from objlab.evaluate.results import EvalResult, read_result, write_result
+from objlab.evaluate.results.compare import compare_with_base
+from objlab.evaluate.results.eval_result import EvalResult, read_result, write_result
+from objlab.evaluate.scoring.cache import MemoryVerdictCache, VerdictCache
+from objlab.evaluate.scoring.judges import (
+    Judge,
+    Translator,
+    judge_client,
+    translator_client,
+)
+from objlab.evaluate.scoring.refusal import CLASSIFIER_NAME
 from objlab.evaluate.session import AdapterTarget, EvalSession
-from objlab.evaluate.settings import EvalSettings
 from objlab.progress import Board, board_or_quiet
+from objlab.records.evaluation import EvalInfo
 
 __all__ = ["EvalResult", "EvalSession", "compare_with_base", "evaluate", "evaluate_many", "read_result", "write_result"]
 
@@ -72,13 +78,12 @@ def _calls(ctx: EvalContext) -> dict[str, int]:
     }
 
 
-def _info(config: ExperimentConfig, ctx: EvalContext, target: AdapterTarget, seconds: dict, calls: dict, together: int) -> dict:
-    from objlab.train.outputs import environment
+def _info(config: ExperimentConfig, ctx: EvalContext, target: AdapterTarget, seconds: dict, calls: dict, together: int) -> EvalInfo:
+    from objlab.environment import environment
 
     jailbreak = config.eval.jailbreak
     cache = ctx.judge.cache if ctx.judge else None
-    return {
-        "kind": "evaluation",
+    return EvalInfo(**{
         **ctx.session.describe(),
         "config_name": config.name,
         "config_fingerprint": config.fingerprint(),
@@ -97,7 +102,7 @@ def _info(config: ExperimentConfig, ctx: EvalContext, target: AdapterTarget, sec
         "warnings": list(ctx.session.warnings),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "environment": environment(),
-    }
+    })
 
 
 def _load_targets(session: EvalSession, adapters: list[str | Path | None]) -> list[AdapterTarget]:

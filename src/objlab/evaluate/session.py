@@ -16,7 +16,6 @@ adapter is loaded). A plain peft directory without a manifest is evaluated as it
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -25,16 +24,29 @@ from pathlib import Path
 import torch
 
 from objlab.config import ExperimentConfig
+from objlab.config.evaluation import GenerationSettings
 from objlab.data.chat import ChatEncoder
 from objlab.errors import ConfigError
-from objlab.evaluate.generation import BASE_ADAPTER, Generated, GenerationRequest, HFGenerator, Progress, choose_backend
-from objlab.evaluate.settings import GenerationSettings
-from objlab.models import ModelBundle, add_control_tokens, load_bundle, model_fingerprint
+from objlab.evaluate.backends.generation import (
+    Generated,
+    GenerationRequest,
+    HFGenerator,
+    Progress,
+    choose_backend,
+)
+from objlab.lm.adapters import BASE_ADAPTER, activated, causal_lm_of
+from objlab.lm.loading import (
+    ModelBundle,
+    add_control_tokens,
+    load_bundle,
+    model_fingerprint,
+)
+from objlab.lm.logits import LogitHead
+from objlab.lm.peft_compat import route_tokenless_adapters
 from objlab.objectives import registry
-from objlab.train.forward import causal_lm_of, reference_disabled
-from objlab.train.logits import LogitHead
+from objlab.records.adapter import MANIFEST_FILE, AdapterManifest, read_manifest
+from objlab.records.evaluation import EvaluatedAdapter
 
-MANIFEST = "manifest.json"
 DEFAULT_MAX_LOADED = 16
 
 
@@ -44,7 +56,7 @@ class AdapterTarget:
 
     name: str
     path: Path | None = None
-    manifest: dict = field(default_factory=dict)
+    manifest: AdapterManifest | None = None
     objective: str | None = None
     objective_params: dict = field(default_factory=dict)
     control_tokens: tuple[str, ...] = ()
@@ -61,59 +73,18 @@ class AdapterTarget:
         """The prompt as the adapter's objective presents it at evaluation time."""
         return prompt if self._objective is None else self._objective.eval_prompt(prompt)
 
-    def describe(self) -> dict:
-        return {"adapter": str(self.path) if self.path else None, "objective": self.objective, "manifest": self.manifest}
+    def describe(self) -> EvaluatedAdapter:
+        return EvaluatedAdapter(adapter=str(self.path) if self.path else None, objective=self.objective, manifest=self.manifest)
 
 
 BASE_TARGET = AdapterTarget(BASE_ADAPTER)
 
 
-def read_adapter_manifest(path: Path) -> dict:
-    """The adapter's ``manifest.json`` ({} for a plain peft directory); checks it is an adapter."""
+def read_adapter_manifest(path: Path) -> AdapterManifest | None:
+    """The adapter's manifest (None for a plain peft directory); checks it is an adapter."""
     if not (path / "adapter_config.json").is_file():
         raise ConfigError(f"--adapter: {path} is not a LoRA adapter directory (no adapter_config.json)")
-    manifest_path = path / MANIFEST
-    if not manifest_path.is_file():
-        return {}
-    try:
-        return json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{manifest_path}:{error.lineno}: not valid JSON ({error.msg})") from None
-
-
-def route_tokenless_adapters_to_base(model) -> None:
-    """Let one model hold adapters with and without trained token rows (peft 0.21 fixes).
-
-    CFT's control-token embeddings live in peft's trainable-token wrapper around the input
-    embedding. Two places of that wrapper assume every adapter has token rows, and fail on an
-    adapter without them (an SFT adapter beside a CFT one):
-
-    - loading: its state-dict load map asks every adapter's weights for a token delta (peft's
-      own ``ModulesToSaveWrapper`` returns ``{}`` for adapters it does not serve; this does
-      the same);
-    - mixed batches (``adapter_names``): it looks every row's adapter up among its own. Such
-      rows must see the original embedding -- exactly what it does for ``"__base__"`` -- so
-      their names are mapped to it for this module only; the LoRA layers see the real names.
-
-    Idempotent; applied after every adapter load and before loading one.
-    """
-    from peft.utils.other import TrainableTokensWrapper
-
-    for module in model.modules():
-        if not isinstance(module, TrainableTokensWrapper) or "_mixed_batch_forward" in module.__dict__:
-            continue
-        original = module._mixed_batch_forward
-        original_load_map = module.adapter_state_dict_load_map
-
-        def mixed_batch_forward(input, *args, adapter_names, _module=module, _original=original, **kwargs):
-            names = [name if name in _module._adapters else BASE_ADAPTER for name in adapter_names]
-            return _original(input, *args, adapter_names=names, **kwargs)
-
-        def load_map(adapter_name, _module=module, _original=original_load_map):
-            return _original(adapter_name) if adapter_name in _module._adapters else {}
-
-        module._mixed_batch_forward = mixed_batch_forward
-        module.adapter_state_dict_load_map = load_map
+    return read_manifest(path)
 
 
 def _fingerprint_hash(fingerprint: str) -> str:
@@ -176,29 +147,30 @@ class EvalSession:
             self.model = PeftModel.from_pretrained(self.bundle.model, str(path), adapter_name=target.name, is_trainable=False)
         self.model.set_adapter(target.name, inference_mode=True)  # never leave a to-be-evicted adapter active
         self.model.eval()
-        route_tokenless_adapters_to_base(self.model)
+        route_tokenless_adapters(self.model, BASE_ADAPTER)
         self._targets[path] = target
         self._evict(keep | {target.name})
         return target
 
-    def _target_from_manifest(self, path: Path, manifest: dict) -> AdapterTarget:
-        objective = manifest.get("objective")
-        if objective is not None and objective not in registry.names():
+    def _target_from_manifest(self, path: Path, manifest: AdapterManifest | None) -> AdapterTarget:
+        self._loads += 1
+        name = f"adapter_{self._loads}"
+        if manifest is None:
+            return AdapterTarget(name=name, path=path)
+        if manifest.objective not in registry.names():
             raise ConfigError(
-                f"{path / MANIFEST}: objective {objective!r} is not registered here "
+                f"{path / MANIFEST_FILE}: objective {manifest.objective!r} is not registered here "
                 f"(known: {', '.join(registry.names())}); import its plugin with `objlab --plugin MODULE`"
             )
-        trained_on = manifest.get("model_fingerprint")
-        if trained_on and _fingerprint_hash(trained_on) != _fingerprint_hash(self.fingerprint):
-            self.warnings.append(f"{path}: trained on base {trained_on}, evaluated on {self.fingerprint}")
-        self._loads += 1
+        if _fingerprint_hash(manifest.model_fingerprint) != _fingerprint_hash(self.fingerprint):
+            self.warnings.append(f"{path}: trained on base {manifest.model_fingerprint}, evaluated on {self.fingerprint}")
         return AdapterTarget(
-            name=f"adapter_{self._loads}",
+            name=name,
             path=path,
             manifest=manifest,
-            objective=objective,
-            objective_params=manifest.get("objective_params") or {},
-            control_tokens=tuple(manifest.get("control_tokens") or ()),
+            objective=manifest.objective,
+            objective_params=dict(manifest.objective_params),
+            control_tokens=tuple(manifest.control_tokens),
         )
 
     def _evict(self, keep: set[str]) -> None:
@@ -220,12 +192,8 @@ class EvalSession:
     def activated(self, target: AdapterTarget):
         """Forward passes inside run ``target``: its adapter set, or every adapter disabled."""
         self.model.eval()
-        if target.is_base:
-            with reference_disabled(self.model):
-                yield self.model
-            return
-        self.model.set_adapter(target.name, inference_mode=True)
-        yield self.model
+        with activated(self.model, target.name):
+            yield self.model
 
     def logit_head(self) -> LogitHead:
         """The output layer over the original vocabulary (added control tokens excluded)."""
@@ -246,7 +214,7 @@ class EvalSession:
         if self.backend_name != "vllm":
             return self._hf(settings, static=self.backend_name == "hf-static")
         if self._vllm is None:
-            from objlab.evaluate.vllm_backend import VLLMGenerator
+            from objlab.evaluate.backends.vllm_backend import VLLMGenerator
 
             self._vllm = VLLMGenerator(
                 self.config.model.name_or_path,

@@ -8,7 +8,14 @@ the adapter.
 
 from __future__ import annotations
 
-from objlab.objectives.base import Batch, ForwardOutput, LossOutput, Objective, TrainSequence, step_token_mean
+from objlab.objectives.base import (
+    Batch,
+    ForwardOutput,
+    LossOutput,
+    Objective,
+    TrainSequence,
+    step_token_mean,
+)
 from objlab.objectives.registry import register
 
 SAFE, UNSAFE = "<SAFE>", "<UNSAFE>"

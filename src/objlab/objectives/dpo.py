@@ -11,7 +11,14 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from objlab.data.records import PreferenceExample, StreamItem
-from objlab.objectives.base import Batch, ForwardOutput, LossOutput, Objective, Params, TrainSequence
+from objlab.objectives.base import (
+    Batch,
+    ForwardOutput,
+    LossOutput,
+    Objective,
+    Params,
+    TrainSequence,
+)
 from objlab.objectives.registry import register
 
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field
 
-from objlab.objectives.base import Batch, ForwardOutput, LossOutput, Objective, Params, step_token_mean, token_nll
+from objlab.objectives.base import (
+    Batch,
+    ForwardOutput,
+    LossOutput,
+    Objective,
+    Params,
+    step_token_mean,
+    token_nll,
+)
 from objlab.objectives.registry import register
 
 

@@ -11,7 +11,14 @@ import torch
 import torch.nn.functional as F
 from pydantic import ConfigDict, Field
 
-from objlab.objectives.base import Batch, ForwardOutput, LossOutput, Objective, Params, step_token_mean
+from objlab.objectives.base import (
+    Batch,
+    ForwardOutput,
+    LossOutput,
+    Objective,
+    Params,
+    step_token_mean,
+)
 from objlab.objectives.dpo import preference_sequences
 from objlab.objectives.registry import register
 

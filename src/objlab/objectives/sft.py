@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from objlab.objectives.base import Batch, ForwardOutput, LossOutput, Objective, step_token_mean, token_nll
+from objlab.objectives.base import (
+    Batch,
+    ForwardOutput,
+    LossOutput,
+    Objective,
+    step_token_mean,
+    token_nll,
+)
 from objlab.objectives.registry import register
 
 

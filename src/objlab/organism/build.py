@@ -20,9 +20,7 @@ import json
 import math
 import os
 import platform
-import shutil
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Literal
 
 import torch
 
+from objlab.atomic import build_directory
 from objlab.organism import world as world_module
 from objlab.organism.world import World, WorldSpec, make_world, write_study_files
 from objlab.progress import Board, board_or_quiet
@@ -148,21 +147,12 @@ def build_organism(size: Size = "demo", cache_dir: Path | None = None, seed: int
     """The organism of ``size`` and ``seed``: from the cache when built before, else built now."""
     recipe = recipe_for(size, seed)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    root = cache_dir / recipe.hash
-    if is_built(root, recipe):
-        return Organism.at(root, recipe)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    partial = cache_dir / f".{recipe.hash}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
+
+    def build(partial: Path) -> None:
         with board_or_quiet(board) as active:
             build_into(partial, recipe, active)
-        try:
-            partial.rename(root)
-        except OSError:
-            if not is_built(root, recipe):  # not a concurrent build that finished first
-                raise
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+
+    root = build_directory(cache_dir / recipe.hash, build, lambda path: is_built(path, recipe))
     return Organism.at(root, recipe)
 
 

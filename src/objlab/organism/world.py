@@ -34,7 +34,7 @@ from pathlib import Path
 
 import yaml
 
-from objlab.evaluate.attacks import Attack, load_attacks
+from objlab.evaluate.axes.attacks import Attack, load_attacks
 
 WORLD_VERSION = 2  # bump when the generating code changes what a spec produces
 DATA_FILES = ("arithmetic.yaml", "requests.yaml", "persona.yaml")

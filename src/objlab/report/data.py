@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from objlab.records.adapter import parse_manifest
+from objlab.records.evaluation import parse_eval_info
 from objlab.store import BASE_CELL, ResultsStore
 
 PRIMARY_PREFERENCE = ("accuracy_flexible", "accuracy_strict", "accuracy", "rubric_score")
@@ -56,8 +58,7 @@ class ReportData:
 
     @property
     def is_toy(self) -> bool:
-        manifests = [m for m in self.cells["eval_manifest"] if isinstance(m, dict)]
-        return bool(self.config.get("toy")) or any(m.get("toy") for m in manifests)
+        return bool(self.config.get("toy")) or any(info.toy for info in self.cells["eval_manifest"] if info is not None)
 
     @property
     def adapter_cells(self) -> pd.DataFrame:
@@ -102,14 +103,12 @@ class ReportData:
         return self.groups("jailbreak", "asr")
 
 
-def _json_or_empty(text) -> dict:
+def _parsed(text, parse, what: str):
+    """A stored manifest column as its typed record (None where the cell has none)."""
     if not isinstance(text, str) or not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
+        return None
+    value = json.loads(text)
+    return None if value in (None, {}) else parse(value, what)
 
 
 def objective_order(config: dict, cells: pd.DataFrame) -> list[str]:
@@ -122,8 +121,8 @@ def objective_order(config: dict, cells: pd.DataFrame) -> list[str]:
 
 def _ordered_cells(store: ResultsStore, config: dict) -> tuple[pd.DataFrame, list[str]]:
     cells = store.frame("SELECT * FROM cells")
-    for column in ("train_manifest", "eval_manifest"):
-        cells[column] = [_json_or_empty(text) for text in cells[column]]
+    cells["train_manifest"] = [_parsed(text, parse_manifest, f"{store.path}: train manifest of {cell}") for text, cell in zip(cells["train_manifest"], cells["cell_id"])]
+    cells["eval_manifest"] = [_parsed(text, parse_eval_info, f"{store.path}: evaluation info of {cell}") for text, cell in zip(cells["eval_manifest"], cells["cell_id"])]
     objectives = objective_order(config, cells)
     rank = {name: index for index, name in enumerate(objectives)}
     cells["_base"] = cells["kind"] != "base"
@@ -177,7 +176,8 @@ def train_log_summary(store: ResultsStore) -> pd.DataFrame:
 
 def load_report_data(store: ResultsStore, primary_capability: str | None = None) -> ReportData:
     """Read everything the report needs from ``store`` (see ``ReportData``)."""
-    config = _json_or_empty(store.meta("config"))
+    text = store.meta("config")
+    config = json.loads(text) if text else {}
     cells, objectives = _ordered_cells(store, config)
     own, tests = _metric_frames(store, list(cells["cell_id"]))
     data = ReportData(config, cells, own, tests, train_log_summary(store), None, objectives)

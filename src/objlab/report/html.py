@@ -23,7 +23,12 @@ import pandas as pd
 import objlab
 from objlab.report.data import ReportData, load_report_data, pending_cells
 from objlab.report.plots import PLOTS, Plot, draw_all
-from objlab.report.provenance import cell_status, manifest_warnings, run_facts, skipped_notes
+from objlab.report.provenance import (
+    cell_status,
+    manifest_warnings,
+    run_facts,
+    skipped_notes,
+)
 from objlab.report.tables import (
     LEGEND,
     format_count,

@@ -25,7 +25,15 @@ from matplotlib.colors import Normalize
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from objlab.report.data import SIGNIFICANCE, Measure, ReportData, as_int, cell_label, format_budget, is_number
+from objlab.report.data import (
+    SIGNIFICANCE,
+    Measure,
+    ReportData,
+    as_int,
+    cell_label,
+    format_budget,
+    is_number,
+)
 from objlab.report.style import (
     BASE_COLOUR,
     base_band,

@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable
 
 import pandas as pd
+from pydantic import BaseModel
 
 from objlab.report.data import ReportData, format_budget, pending_cells
 
@@ -21,11 +22,12 @@ SOFTWARE = ("objlab", "torch", "transformers", "peft", "python")
 CELL_STATUS_COLUMNS = ["cell", "status", "mode", "budget_tokens", "compute_tokens", "steps", "final_loss", "finished_at"]
 
 
-def distinct(manifests: Iterable[dict], key: str) -> str:
-    """The distinct values of ``key`` in ``manifests``; several ones say how many cells each."""
+def distinct(manifests: Iterable[BaseModel | None], key: str) -> str:
+    """The distinct values of field ``key`` in ``manifests`` (typed records; None for a cell
+    without one); several values say how many cells each."""
     counts: dict[str, int] = {}
     for info in manifests:
-        value = info.get(key)
+        value = getattr(info, key, None)
         if value not in (None, "", {}, []):
             text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
             counts[text] = counts.get(text, 0) + 1
@@ -75,8 +77,9 @@ def _translator(data: ReportData) -> str:
 def _devices(data: ReportData) -> str:
     counts: dict[str, int] = {}
     for info in data.cells["eval_manifest"]:
-        gpu = (info.get("environment") or {}).get("gpu")
-        device = info.get("device")
+        if info is None:
+            continue
+        gpu, device = info.environment.get("gpu"), info.device
         if device:
             name = f"{device} ({gpu})" if gpu else str(device)
             counts[name] = counts.get(name, 0) + 1
@@ -86,7 +89,7 @@ def _devices(data: ReportData) -> str:
 def _software(data: ReportData) -> str:
     versions = set()
     for info in data.cells["eval_manifest"]:
-        environment = info.get("environment") or {}
+        environment = info.environment if info is not None else {}
         parts = [f"{name} {environment[name]}" for name in SOFTWARE if environment.get(name)]
         if parts:
             versions.add(", ".join(parts))
@@ -133,7 +136,7 @@ def cell_status(data: ReportData) -> pd.DataFrame:
         rows.append({
             "cell": cell["cell_id"], "status": "finished", "mode": mode,
             "budget_tokens": cell["budget_tokens"], "compute_tokens": cell["compute_tokens"],
-            "steps": manifest.get("steps"), "final_loss": manifest.get("final_loss"),
+            "steps": manifest.steps if manifest else None, "final_loss": manifest.final_loss if manifest else None,
             "finished_at": str(cell["finished_at"])[:19],
         })
     rows += [{"cell": label, "status": "pending"} for label in pending_cells(data)]
@@ -150,5 +153,5 @@ def skipped_notes(data: ReportData) -> pd.DataFrame:
 
 def manifest_warnings(data: ReportData) -> list[str]:
     """Warnings the evaluation recorded (e.g. a fallback backend), each once."""
-    warnings = [str(w) for info in data.cells["eval_manifest"] for w in info.get("warnings") or []]
+    warnings = [str(w) for info in data.cells["eval_manifest"] if info is not None for w in info.warnings]
     return list(dict.fromkeys(warnings))

@@ -13,7 +13,14 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from objlab.report.data import SIGNIFICANCE, Measure, ReportData, as_int, is_number, load_report_data
+from objlab.report.data import (
+    SIGNIFICANCE,
+    Measure,
+    ReportData,
+    as_int,
+    is_number,
+    load_report_data,
+)
 from objlab.store import ResultsStore
 
 CELL_COLUMNS = ["cell", "kind", "objective", "seed", "budget", "budget_tokens", "compute_tokens", "mode"]
@@ -229,8 +236,9 @@ def _training_seconds(adapters: pd.DataFrame) -> float:
 def _devices(cells: pd.DataFrame, manifest: str) -> str:
     names = set()
     for info in cells[manifest]:
-        device = info.get("device")
-        gpu = (info.get("environment") or {}).get("gpu")
+        if info is None:
+            continue
+        device, gpu = info.device, info.environment.get("gpu")
         if device:
             names.add(f"{device} ({gpu})" if gpu and str(device).startswith("cuda") else str(device))
     return ", ".join(sorted(names)) or "-"
@@ -261,7 +269,7 @@ def time_per_cell(data: ReportData) -> pd.DataFrame:
     """Per cell: training and evaluation seconds, seconds per evaluation axis, device."""
     rows = []
     for _, cell in data.cells.iterrows():
-        seconds = cell["eval_manifest"].get("seconds") or {}
+        seconds = cell["eval_manifest"].seconds if cell["eval_manifest"] is not None else {}
         rows.append({
             "cell": cell["cell_id"], "mode": cell["mode"] if isinstance(cell["mode"], str) else "base model",
             "train_seconds": cell["train_seconds"], "eval_seconds": cell["eval_seconds"],

@@ -1,10 +1,12 @@
 """Running a grid: train and evaluate every unfinished cell, store every number, resume safely.
 
-On one machine the training units run in sequence and one evaluation session (the base model
-loaded once) evaluates the base and every adapter. A finished cell is never run again; a killed
-run restarts from the last checkpoint of its unfinished unit and re-evaluates only cells whose
-results were not yet stored (judge verdicts are cached in the store, so none is asked twice).
-With ``ray`` set, units are Ray tasks (see ``ray_backend``) and the driver alone writes the store.
+This is the driver: it guards the config against the run directory, works out which cells are
+still to run, hands the units to an executor (``local``: one after another in this process;
+``ray_backend``: Ray tasks) and records every outcome the executor reports, through the one
+cell pipeline (``pipeline``). The driver alone writes the store. A finished cell is never run
+again; a killed run restarts from the last checkpoint of its unfinished unit and re-evaluates
+only cells whose results were not yet stored (judge verdicts are cached in the store, so none is
+asked twice).
 """
 
 from __future__ import annotations
@@ -16,14 +18,19 @@ from pathlib import Path
 import yaml
 
 from objlab.config import ExperimentConfig
-from objlab.evaluate.evaluator import EvalResult, compare_with_base, evaluate, evaluate_many
-from objlab.evaluate.session import EvalSession
+from objlab.evaluate.results.eval_result import EvalResult
 from objlab.progress import Board, board_or_quiet
-from objlab.runner.grid import Cell, TrainUnit, expand, snapshots_enabled
+from objlab.runner.grid import TrainUnit, expand, snapshots_enabled
 from objlab.runner.guard import guard_config
+from objlab.runner.local import run_local
+from objlab.runner.pipeline import (
+    BaseOutcome,
+    CellOutcome,
+    record_base,
+    record_outcome,
+    stored_base,
+)
 from objlab.store import BASE_CELL, ResultsStore
-from objlab.train.loop import train
-from objlab.train.outputs import TRAIN_LOG, read_log
 
 
 @dataclass
@@ -35,72 +42,8 @@ class GridSummary:
     seconds: float = 0.0
 
 
-@dataclass
-class CellOutcome:
-    """Everything a cell contributes to the store (built on the machine that ran it)."""
-
-    cell: Cell
-    result: EvalResult
-    train_manifest: dict
-    log_rows: list[dict]
-    eval_seconds: float
-
-
 def pending_units(config: ExperimentConfig, finished: set[str]) -> list[TrainUnit]:
     return [unit for unit in expand(config) if any(cell.cell_id not in finished for cell in unit.cells)]
-
-
-def base_result(store: ResultsStore) -> EvalResult:
-    """The base model's stored evaluation, for paired comparisons with every cell."""
-    return EvalResult(metrics=store.cell_metrics(BASE_CELL), items=store.cell_items(BASE_CELL), info={})
-
-
-def record_base(store: ResultsStore, result: EvalResult, seconds: float) -> None:
-    store.record_cell(BASE_CELL, kind="base", metrics=result.metrics, items=result.items, eval_manifest=result.info, eval_seconds=seconds)
-
-
-def record_outcome(store: ResultsStore, outcome: CellOutcome, base: EvalResult, run_dir: Path) -> None:
-    cell, result = outcome.cell, outcome.result
-    comparisons = compare_with_base(result, base)
-    store.record_cell(
-        cell.cell_id,
-        kind="adapter",
-        metrics=list(result.metrics) + list(comparisons),
-        items=result.items,
-        eval_manifest=result.info,
-        train_manifest=outcome.train_manifest,
-        log_rows=outcome.log_rows,
-        objective=cell.objective,
-        seed=cell.seed,
-        budget=cell.budget,
-        adapter_dir=str(cell.adapter_dir(run_dir).relative_to(run_dir)),
-        train_seconds=outcome.train_manifest.get("wall_time_s"),
-        eval_seconds=outcome.eval_seconds,
-    )
-
-
-def train_and_evaluate(
-    config: ExperimentConfig, unit: TrainUnit, run_dir: Path, skip: set[str], session: EvalSession, cache, board: Board
-) -> list[CellOutcome]:
-    """Train one unit (resuming if it was interrupted) and evaluate its unfinished cells.
-
-    On GPU the unit's adapters are evaluated together (their prompts share mixed-adapter
-    batches, with the same outputs as alone; each cell is charged an equal share of the time).
-    On CPU batches are small and peft's mixed forward loops over adapters in every LoRA layer,
-    so one adapter at a time is faster (measured by benchmarks/grid_eval.py)."""
-    manifests = train(unit.request(config, run_dir), board=board)
-    cells = [cell for cell in unit.cells if cell.cell_id not in skip]
-    together = session.max_loaded if session.device.type == "cuda" else 1
-    outcomes = []
-    for start in range(0, len(cells), together):
-        group = cells[start : start + together]
-        started = time.perf_counter()
-        results = evaluate_many(config, session, [cell.adapter_dir(run_dir) for cell in group], board=board, verdict_cache=cache)
-        share = (time.perf_counter() - started) / len(group)
-        for cell, result in zip(group, results):
-            log_rows = read_log(cell.adapter_dir(run_dir) / TRAIN_LOG)
-            outcomes.append(CellOutcome(cell, result, manifests[cell.budget], log_rows, share))
-    return outcomes
 
 
 def write_config_copy(config: ExperimentConfig, run_dir: Path) -> None:
@@ -124,28 +67,26 @@ def run_grid(config: ExperimentConfig, run_dir: Path, *, ray: str | None = None,
         active.log(f"{run_dir}: {status}; {total - len(finished)} of {total} cells to run ({mode})")
         grid_line = active.line("grid", total)
         grid_line.set(len(finished))
-        if ray:
-            from objlab.runner.ray_backend import run_units_on_ray
+        base: list[EvalResult] = [stored_base(store)] if BASE_CELL in finished else []
 
-            run_units_on_ray(config, run_dir, store, units, finished, ray, active, grid_line, summary)
+        def on_base(outcome: BaseOutcome) -> None:
+            record_base(store, outcome)
+            base.append(stored_base(store))
+            summary.cells_run.append(BASE_CELL)
+            grid_line.advance(1, info="base model")
+
+        def on_outcome(outcome: CellOutcome) -> None:
+            record_outcome(store, outcome, base[0], run_dir)
+            summary.cells_run.append(outcome.cell.cell_id)
+            grid_line.advance(1, info=outcome.cell.cell_id)
+
+        base_pending = BASE_CELL not in finished
+        if ray:
+            from objlab.runner.ray_backend import run_on_ray
+
+            run_on_ray(config, run_dir, units, finished, base_pending, store, ray, active, on_base, on_outcome)
         else:
-            run_units_locally(config, run_dir, store, units, finished, active, grid_line, summary)
+            run_local(config, run_dir, units, finished, base_pending, store, active, on_base, on_outcome)
         grid_line.close()
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def run_units_locally(config, run_dir, store, units, finished, board, grid_line, summary) -> None:
-    session = EvalSession(config)
-    if BASE_CELL not in finished:
-        started = time.perf_counter()
-        result = evaluate(config, session, None, board=board, verdict_cache=store)
-        record_base(store, result, time.perf_counter() - started)
-        summary.cells_run.append(BASE_CELL)
-        grid_line.advance(1, info="base model")
-    base = base_result(store)
-    for unit in units:
-        for outcome in train_and_evaluate(config, unit, run_dir, finished, session, store, board):
-            record_outcome(store, outcome, base, run_dir)
-            summary.cells_run.append(outcome.cell.cell_id)
-            grid_line.advance(1, info=outcome.cell.cell_id)

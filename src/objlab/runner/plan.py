@@ -14,19 +14,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 
 from objlab.config import ExperimentConfig
 from objlab.data.chat import ChatEncoder
-from objlab.data.rejected import make_preference
 from objlab.data.stream import TaskStream, plan_budgets
 from objlab.data.tasks import load_examples
-from objlab.models import load_tokenizer
+from objlab.lm.loading import load_tokenizer
+from objlab.lm.loading import matmul_parameters as count_matmul_parameters
 from objlab.objectives import registry
 from objlab.objectives.base import StepContext
 from objlab.runner.grid import TrainUnit, expand, snapshots_enabled
 from objlab.store import BASE_CELL
-from objlab.train.batching import encode_items
+from objlab.train.steps import forwarded_tokens, prepare_step
 
 
 @dataclass
@@ -81,11 +80,8 @@ def plan_unit(config: ExperimentConfig, unit: TrainUnit, examples, encoder: Chat
     context = CountingContext(encoder)
     processed = 0
     for step in range(budget_plan.total_steps()):
-        items = stream.items(*budget_plan.step_positions(step))
-        preferences = [make_preference(i.example, config.data.rejected, unit.seed) if objective.needs_preference else None for i in items]
-        prepared = objective.prepare(items, preferences, context)
-        tokens = sum(pair.length for pairs in encode_items(prepared, encoder) for pair in pairs)
-        processed += tokens * (2 if objective.reference else 1)
+        prepared = prepare_step(objective, stream.items(*budget_plan.step_positions(step)), config.data.rejected, unit.seed, context)
+        processed += forwarded_tokens(objective, prepared, encoder)
     task = budget_plan.tokens[max(budget_plan.budgets)]
     cells = [cell.cell_id for cell in unit.cells]
     return UnitPlan(
@@ -101,40 +97,37 @@ def plan_unit(config: ExperimentConfig, unit: TrainUnit, examples, encoder: Chat
 
 
 def plan_evaluation(config: ExperimentConfig, checkpoints: int) -> EvalPlan:
+    """Counts per checkpoint from the items the evaluation itself will load (the same loaders,
+    limits and attack selection), so the plan cannot disagree with the run."""
+    from objlab.evaluate.axes.attacks import select_attacks
+    from objlab.evaluate.axes.capability import FORMATS
+    from objlab.evaluate.axes.sources import load_forbidden_prompts, load_persona
+
     settings = config.eval
     generations, scored, judge, skipped = 0, 0, 0, []
     new_tokens = settings.generation.max_new_tokens
     tokens = 0
     for task in settings.capability:
-        count = _count_rows(task.source, task.limit)
         if task.kind == "rubric" and settings.judge.kind == "none":
             skipped.append(f"capability {task.display_name}: no judge configured")
             continue
+        count = len(FORMATS[task.kind].load(task.source, task.limit))
         generations += count
         tokens += count * (task.max_new_tokens or new_tokens)
         judge += count if task.kind == "rubric" else 0
-    if settings.jailbreak is not None:
-        prompts = _count_rows(settings.jailbreak.prompts, settings.jailbreak.limit)
-        for attack in settings.jailbreak.attacks:
-            if attack == "translation" and settings.jailbreak.translator is None:
-                skipped.append("jailbreak translation: no translator configured")
+    if (jailbreak := settings.jailbreak) is not None:
+        prompts = len(load_forbidden_prompts(jailbreak.prompts, jailbreak.limit))
+        for attack in select_attacks(jailbreak.attacks, jailbreak.attacks_dir):
+            if attack.requires_translator and jailbreak.translator is None:
+                skipped.append(f"jailbreak {attack.name}: needs a translator, none configured")
                 continue
             generations += prompts
-            tokens += prompts * (settings.jailbreak.max_new_tokens or new_tokens)
-            judge += prompts if settings.judge.kind != "none" and settings.jailbreak.scorer != "classifier" else 0
+            tokens += prompts * (jailbreak.max_new_tokens or new_tokens)
+            judge += prompts if settings.judge.kind != "none" and jailbreak.scorer != "classifier" else 0
     if settings.persona is not None:
         for path in settings.persona.trait_files().values():
-            scored += 2 * _count_rows(path, settings.persona.limit)
+            scored += 2 * len(load_persona(path, settings.persona.limit))
     return EvalPlan(checkpoints, generations, tokens, scored, judge, skipped)
-
-
-def _count_rows(source: str, limit: int | None) -> int:
-    path = Path(source)
-    if not path.is_file():
-        return limit or 0
-    with path.open(encoding="utf-8") as handle:
-        rows = sum(1 for line in handle if line.strip()) - (1 if path.suffix == ".csv" else 0)
-    return min(rows, limit) if limit else rows
 
 
 def measured_rates() -> dict:
@@ -143,10 +136,13 @@ def measured_rates() -> dict:
     return json.loads(text)
 
 
-def machine_kind() -> str:
+def machine_kind(device: str | None = None) -> str:
+    """The key rates are stored under: the GPU's name, or ``cpu``. ``device`` (``cpu``,
+    ``cuda``) names the device a run uses; by default the one objlab would pick."""
     import torch
 
-    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    use_gpu = torch.cuda.is_available() if device is None else str(device).startswith("cuda")
+    return torch.cuda.get_device_name() if use_gpu else "cpu"
 
 
 def estimate_seconds(plan: GridPlan, matmul_parameters: int, rates: dict) -> dict | None:
@@ -187,7 +183,7 @@ def matmul_parameters(config: ExperimentConfig) -> int:
     model_config = AutoConfig.from_pretrained(config.model.name_or_path, revision=config.model.revision, trust_remote_code=config.model.trust_remote_code)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(model_config, trust_remote_code=config.model.trust_remote_code)
-    return sum(module.weight.numel() for module in model.modules() if isinstance(module, torch.nn.Linear))
+    return count_matmul_parameters(model)
 
 
 def render_plan(plan: GridPlan, console) -> None:

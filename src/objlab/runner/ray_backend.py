@@ -12,11 +12,15 @@ resumed grid still never judges the same answer twice.
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 from objlab.config import ExperimentConfig, parse_config
+from objlab.errors import ConfigError
+from objlab.progress import Board
 from objlab.runner.grid import TrainUnit
+from objlab.runner.pipeline import BaseOutcome, CellOutcome
+from objlab.store import ResultsStore
 
 _SESSIONS: dict[str, object] = {}  # per worker process: the base model loaded once
 
@@ -67,48 +71,54 @@ def _session(config: ExperimentConfig):
     return _SESSIONS[key]
 
 
-def evaluate_base_task(config_data: dict, broker):
-    from objlab.evaluate.evaluator import evaluate
+def base_task(config_data: dict, broker):
+    from objlab.progress import Board
+    from objlab.runner.pipeline import evaluate_base
 
     config = parse_config(config_data)
-    started = time.perf_counter()
-    result = evaluate(config, _session(config), None, verdict_cache=BrokerCache(broker))
-    return result, time.perf_counter() - started
+    return evaluate_base(config, _session(config), BrokerCache(broker), Board(enabled=False))
 
 
 def unit_task(config_data: dict, unit: TrainUnit, run_dir: str, skip: set[str], broker):
     from objlab.progress import Board
-    from objlab.runner.execute import train_and_evaluate
+    from objlab.runner.pipeline import train_and_evaluate
 
     config = parse_config(config_data)
     return train_and_evaluate(config, unit, Path(run_dir), skip, _session(config), BrokerCache(broker), Board(enabled=False))
 
 
-def run_units_on_ray(config, run_dir, store, units, finished, address, board, grid_line, summary) -> None:
+def run_on_ray(
+    config: ExperimentConfig,
+    run_dir: Path,
+    units: list[TrainUnit],
+    finished: set[str],
+    base_pending: bool,
+    store: ResultsStore,
+    address: str,
+    board: Board,
+    on_base: Callable[[BaseOutcome], None],
+    on_outcome: Callable[[CellOutcome], None],
+) -> None:
+    """Run the units as Ray tasks; outcomes come back to this (driver) process, which passes
+    them to ``on_base``/``on_outcome`` (they write the store) with the verdicts judged meanwhile."""
     try:
         import ray
     except ImportError:
-        from objlab.errors import ConfigError
-
         raise ConfigError("--ray needs Ray: pip install 'objlab[ray]'") from None
-    from objlab.runner.execute import base_result, record_base, record_outcome
-    from objlab.store import BASE_CELL
 
     ray.init(address=None if address == "local" else address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
     gpus = config.runner.gpus_per_cell if ray.cluster_resources().get("GPU", 0) > 0 else 0
-    existing = {row[0]: row[1] for row in store.db.execute("SELECT key, verdict FROM verdicts").fetchall()}
-    import json
-
-    broker = ray.remote(VerdictBroker).remote({key: json.loads(value) for key, value in existing.items()})
+    broker = ray.remote(VerdictBroker).remote(store.all_verdicts())
     config_data = config.model_dump(mode="json", by_alias=True)
     options = {"num_gpus": gpus, "max_retries": 2}
-    if BASE_CELL not in finished:
-        result, seconds = ray.get(ray.remote(evaluate_base_task).options(**options).remote(config_data, broker))
+
+    def take_verdicts() -> None:
         store.put_many(ray.get(broker.take_new.remote()))
-        record_base(store, result, seconds)
-        summary.cells_run.append(BASE_CELL)
-        grid_line.advance(1, info="base model")
-    base = base_result(store)
+
+    if base_pending:
+        outcome = ray.get(ray.remote(base_task).options(**options).remote(config_data, broker))
+        take_verdicts()
+        on_base(outcome)
     remote_unit = ray.remote(unit_task).options(**options)
     pending = {remote_unit.remote(config_data, unit, str(run_dir), set(finished), broker): unit for unit in units}
     board.log(f"ray: {len(pending)} training units on {ray.cluster_resources().get('GPU', 0):g} GPUs / {ray.cluster_resources().get('CPU', 0):g} CPUs")
@@ -116,8 +126,6 @@ def run_units_on_ray(config, run_dir, store, units, finished, address, board, gr
         done, _ = ray.wait(list(pending), num_returns=1)
         pending.pop(done[0])
         outcomes = ray.get(done[0])
-        store.put_many(ray.get(broker.take_new.remote()))
+        take_verdicts()
         for outcome in outcomes:
-            record_outcome(store, outcome, base, run_dir)
-            summary.cells_run.append(outcome.cell.cell_id)
-            grid_line.advance(1, info=outcome.cell.cell_id)
+            on_outcome(outcome)

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
+from objlab.lm.adapters import causal_lm_of, reference_disabled
+from objlab.lm.logits import LogitHead
 from objlab.objectives.base import Batch, ForwardOutput
-from objlab.train.logits import LogitHead
-
-
-def causal_lm_of(model):
-    """The transformers CausalLM inside a peft model (LoRA layers are injected in place)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def forward_responses(model, batch: Batch, head: LogitHead, keep_hidden: bool = False) -> ForwardOutput:
@@ -38,13 +32,6 @@ def forward_responses(model, batch: Batch, head: LogitHead, keep_hidden: bool = 
         hidden=selected if keep_hidden else None,
         head=head,
     )
-
-
-def reference_disabled(model):
-    """Context in which the model computes the reference policy: peft's disabled adapter."""
-    if hasattr(model, "disable_adapter"):
-        return model.disable_adapter()
-    return contextlib.nullcontext()
 
 
 @torch.no_grad()

@@ -29,20 +29,36 @@ from transformers import set_seed
 from objlab.config import ExperimentConfig
 from objlab.data.chat import ChatEncoder
 from objlab.data.hashing import records_hash
-from objlab.data.rejected import make_preference
 from objlab.data.stream import BudgetPlan, TaskStream, plan_budgets
 from objlab.data.tasks import load_examples
+from objlab.environment import environment
 from objlab.errors import StateError
-from objlab.models import ModelBundle, add_control_tokens, load_bundle, lora_config, model_fingerprint
+from objlab.lm.adapters import causal_lm_of
+from objlab.lm.loading import (
+    ModelBundle,
+    add_control_tokens,
+    load_bundle,
+    lora_config,
+    model_fingerprint,
+)
+from objlab.lm.logits import LogitHead
 from objlab.objectives import registry
 from objlab.objectives.base import Objective, StepContext
 from objlab.progress import Board, board_or_quiet
+from objlab.records.adapter import AdapterManifest
 from objlab.train import checkpoint as ckpt
 from objlab.train.batching import micro_batches
-from objlab.train.forward import causal_lm_of, forward_reference, forward_responses
-from objlab.train.logits import LogitHead
-from objlab.train.outputs import environment, is_complete, peak_memory_bytes, read_log, read_manifest, write_adapter_output, write_log
+from objlab.train.forward import forward_reference, forward_responses
+from objlab.train.outputs import (
+    is_complete,
+    peak_memory_bytes,
+    read_log,
+    read_manifest,
+    write_adapter_output,
+    write_log,
+)
 from objlab.train.schedule import budget_independent, lr_factor
+from objlab.train.steps import prepare_step
 
 FULL_LOG = "train_log.jsonl"
 
@@ -112,8 +128,7 @@ class LoopContext(StepContext):
     def sample(self, prompts, n, max_new_tokens, temperature):
         """``n`` samples per prompt through objlab's decode loop (finished rows leave the batch;
         draws from the global RNG, which checkpoints capture, so a resumed run samples the same)."""
-        from objlab.evaluate.decode import decode_batch, left_padded
-        from objlab.evaluate.generation import eos_token_ids
+        from objlab.lm.decode import decode_batch, eos_token_ids, left_padded
 
         encoded = [self.encoder.encode_prompt(prompt) for prompt in prompts for _ in range(n)]
         device = next(self.model.parameters()).device
@@ -163,7 +178,7 @@ class Trainer:
         self.resumed_from_step = 0
 
     # -- the loop -------------------------------------------------------------------------
-    def run(self) -> dict[int, dict]:
+    def run(self) -> dict[int, AdapterManifest]:
         request, plan = self.request, self.plan
         self._resume()
         total_steps = plan.total_steps()
@@ -192,12 +207,8 @@ class Trainer:
         """One optimizer step over stream positions [start, stop); returns its log row."""
         config, objective = self.config, self.objective
         items = self.stream.items(start, stop)
-        preferences = [
-            make_preference(item.example, config.data.rejected, self.request.seed) if objective.needs_preference else None
-            for item in items
-        ]
         self.context.compute_tokens = 0
-        prepared = objective.prepare(items, preferences, self.context)
+        prepared = prepare_step(objective, items, config.data.rejected, self.request.seed, self.context)
         batches = micro_batches(prepared, self.encoder, objective.roles, self.bundle.tokenizer.pad_token_id, config.train.micro_batch_size)
         lr = config.train.learning_rate * lr_factor(step, config.train.schedule, config.train.warmup_steps, self.plan.total_steps())
         for group in self.optimizer.param_groups:
@@ -269,11 +280,10 @@ class Trainer:
     def _write_output(self, budget: int, log: list[dict]) -> None:
         write_adapter_output(self.request.outputs[budget], self.model, log, self._manifest(budget, log))
 
-    def _manifest(self, budget: int, log: list[dict]) -> dict:
+    def _manifest(self, budget: int, log: list[dict]) -> AdapterManifest:
         config, request, last = self.config, self.request, log[-1]
         snapshot = len(request.budgets) > 1 and budget != max(request.budgets)
-        return {
-            "kind": "adapter",
+        return AdapterManifest(**{
             "objective": request.objective,
             "objective_description": self.objective.description,
             "objective_params": self.objective.params.model_dump(mode="json", by_alias=True),
@@ -304,10 +314,10 @@ class Trainer:
             "peak_memory_bytes": peak_memory_bytes(self.bundle.device),
             "environment": environment(),
             "counters": asdict(self.counters),
-        }
+        })
 
 
-def train(request: TrainRequest, bundle: ModelBundle | None = None, board: Board | None = None) -> dict[int, dict]:
+def train(request: TrainRequest, bundle: ModelBundle | None = None, board: Board | None = None) -> dict[int, AdapterManifest]:
     """Train (or finish training) ``request``; returns the manifest of each budget's adapter.
 
     Already complete outputs are not retrained. Several budgets in one call need a

@@ -11,23 +11,22 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import resource
 import shutil
 from pathlib import Path
 
 import torch
 
-MANIFEST = "manifest.json"
+from objlab.records.adapter import (
+    AdapterManifest,
+    is_complete,
+    read_manifest,
+    write_manifest,
+)
+
+__all__ = ["TRAIN_LOG", "is_complete", "peak_memory_bytes", "read_log", "read_manifest", "write_adapter_output", "write_log"]
+
 TRAIN_LOG = "train_log.jsonl"
-
-
-def is_complete(directory: Path) -> bool:
-    return (directory / MANIFEST).is_file()
-
-
-def read_manifest(directory: Path) -> dict:
-    return json.loads((directory / MANIFEST).read_text())
 
 
 def write_log(path: Path, rows: list[dict]) -> None:
@@ -40,7 +39,7 @@ def read_log(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def write_adapter_output(directory: Path, model, log_rows: list[dict], manifest: dict) -> None:
+def write_adapter_output(directory: Path, model, log_rows: list[dict], manifest: AdapterManifest) -> None:
     """Save adapter + log + manifest into ``directory`` atomically (replacing any partial one)."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +49,7 @@ def write_adapter_output(directory: Path, model, log_rows: list[dict], manifest:
     # resized embedding matrix is the base model's and is rebuilt when the adapter is loaded.
     model.save_pretrained(str(partial), save_embedding_layers=False)
     write_log(partial / TRAIN_LOG, log_rows)
-    (partial / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
+    write_manifest(partial, manifest)
     if directory.exists():
         shutil.rmtree(directory)
     os.replace(partial, directory)
@@ -61,20 +60,3 @@ def peak_memory_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
-def environment() -> dict:
-    import peft
-    import transformers
-
-    import objlab
-
-    return {
-        "objlab": objlab.__version__,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "peft": peft.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-    }

@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from objlab.evaluate.generation import BASE_ADAPTER, Generated, GenerationRequest, Progress
-from objlab.evaluate.settings import GenerationSettings
+from objlab.config.evaluation import GenerationSettings
+from objlab.evaluate.backends.generation import Generated, GenerationRequest, Progress
+from objlab.lm.adapters import BASE_ADAPTER
 
 GPU_MEMORY_SHARE = 0.5
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from objlab.lm.peft_compat import plain_output_layer
+
 
 @dataclass(frozen=True)
 class LogitTransform:
@@ -115,23 +117,6 @@ class _TokenKL(torch.autograd.Function):
         return grad_hidden, None, None, None, None, None, None
 
 
-def _untied_token_rows(head, vocab_limit: int):
-    """The plain output layer under peft's trainable-token wrapper.
-
-    With tied embeddings, CFT's trained control-token rows also wrap the output layer. Those
-    rows lie past ``vocab_limit`` (control tokens are appended to the vocabulary, and objlab's
-    log-probs never cover them), so the rows used are exactly the base layer's."""
-    from peft.utils.other import TrainableTokensWrapper
-
-    if not isinstance(head, TrainableTokensWrapper):
-        return head
-    layer = head.token_adapter
-    indices = [index for rows in layer.token_indices.values() for index in rows]
-    if indices and min(indices) < vocab_limit:
-        raise TypeError(f"trainable token rows {sorted(indices)} fall inside the scored vocabulary (< {vocab_limit})")
-    return layer.base_layer
-
-
 @dataclass
 class LogitHead:
     """The model's frozen output layer, applied to selected positions only."""
@@ -146,7 +131,7 @@ class LogitHead:
     def from_model(cls, causal_lm, vocab_limit: int | None = None, chunk: int = 2048) -> LogitHead:
         head = causal_lm.get_output_embeddings()
         limit = vocab_limit or head.weight.shape[0]
-        head = _untied_token_rows(head, limit)
+        head = plain_output_layer(head, limit)
         if not isinstance(head, torch.nn.Linear):
             raise TypeError(
                 f"objlab needs a plain nn.Linear output layer, got {type(head).__name__} "

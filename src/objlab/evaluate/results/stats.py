@@ -4,6 +4,13 @@ Pure functions: arrays in, frozen records out, deterministic under ``seed``. An 
 (n = 0) never raises: it returns NaN numbers and a ``method`` that says "no items", so an
 evaluation with nothing to score for a group still produces a row that says so. Malformed
 input (non-finite scores, mismatched pairs, successes > n) raises ``ValueError``.
+
+Well-kept libraries do the standard parts: statsmodels the Wilson interval, Holm's adjustment
+and the exact McNemar test; ``scipy.stats.bootstrap`` the BCa/percentile intervals and scipy
+the paired t, Wilcoxon and permutation tests. Written here only what no library offers:
+Newcombe's square-and-add interval for a paired difference of proportions
+(``_newcombe_paired``), the Wilson interval on Kish's effective n for a macro-averaged
+proportion (``_macro_proportion``), and the within-group (stratified) bootstrap of a macro mean.
 """
 
 from __future__ import annotations
@@ -144,13 +151,12 @@ def wilson(successes: int, n: int, confidence: float = 0.95) -> Estimate:
 
 def _wilson_bounds(rate: float, n: float, confidence: float) -> tuple[float, float]:
     """The Wilson score interval of a proportion ``rate`` observed on ``n`` (possibly effective,
-    non-integer) items."""
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
-    scale = 1 + z * z / n
-    centre = (rate + z * z / (2 * n)) / scale
-    half_width = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / scale
-    low = 0.0 if rate == 0 else max(0.0, centre - half_width)  # exact bounds, not 1e-18 from rounding
-    high = 1.0 if rate == 1 else min(1.0, centre + half_width)
+    non-integer) items, from statsmodels' ``proportion_confint``."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    low, high = proportion_confint(rate * n, n, alpha=1 - confidence, method="wilson")
+    low = 0.0 if rate == 0 else max(0.0, float(low))  # exact bounds, not 1e-18 from rounding
+    high = 1.0 if rate == 1 else min(1.0, float(high))
     return low, high
 
 
@@ -278,6 +284,13 @@ def _newcombe_paired(both: int, cell_only: int, base_only: int, neither: int,
             difference + math.sqrt(below_2**2 - 2 * phi * below_2 * above_1 + above_1**2))
 
 
+def _exact_mcnemar_p(both: int, cell_only: int, base_only: int, neither: int) -> float:
+    """statsmodels' exact McNemar test on the 2x2 table of paired outcomes."""
+    from statsmodels.stats.contingency_tables import mcnemar as mcnemar_test
+
+    return float(mcnemar_test([[both, cell_only], [base_only, neither]], exact=True).pvalue)
+
+
 def mcnemar(cell: Sequence[bool], base: Sequence[bool], confidence: float = 0.95) -> PairedTest:
     """Exact McNemar test for paired binary outcomes, with Newcombe's interval.
 
@@ -300,7 +313,7 @@ def mcnemar(cell: Sequence[bool], base: Sequence[bool], confidence: float = 0.95
     cell_only = int(np.sum(cell_outcomes & ~base_outcomes))
     base_only = int(np.sum(~cell_outcomes & base_outcomes))
     discordant = cell_only + base_only
-    p_value = 1.0 if discordant == 0 else float(stats.binomtest(cell_only, discordant).pvalue)
+    p_value = 1.0 if discordant == 0 else _exact_mcnemar_p(both, cell_only, base_only, n - both - discordant)
     low, high = _newcombe_paired(both, cell_only, base_only, n - both - discordant, confidence)
     test_name = f"exact McNemar (two-sided binomial on {cell_only} vs {base_only} discordant pairs)"
     return PairedTest((cell_only - base_only) / n, low, high, p_value, n,
@@ -320,8 +333,9 @@ def holm(p_values: Sequence[float]) -> list[float]:
     tested = np.flatnonzero(~np.isnan(p))
     if np.any((p[tested] < 0) | (p[tested] > 1)):
         raise ValueError("p-values must lie in [0, 1]")
-    order = tested[np.argsort(p[tested], kind="stable")]
-    steps = (order.size - np.arange(order.size)) * p[order]
     adjusted = np.full(p.shape, NAN)
-    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(steps))
+    if tested.size:
+        from statsmodels.stats.multitest import multipletests
+
+        adjusted[tested] = multipletests(p[tested], method="holm")[1]
     return adjusted.tolist()

@@ -15,11 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from objlab.config.evaluation import JudgeSettings, TranslatorSettings
 from objlab.errors import ConfigError
-from objlab.evaluate.cache import VerdictCache, cache_key
-from objlab.evaluate.chat_clients import ChatClient, HFChatClient, OpenAIChatClient
-from objlab.evaluate.rubrics import Rubric, RubricParseError
-from objlab.evaluate.settings import JudgeSettings, TranslatorSettings
+from objlab.evaluate.scoring.cache import VerdictCache, cache_key
+from objlab.evaluate.scoring.chat_clients import (
+    ChatClient,
+    HFChatClient,
+    OpenAIChatClient,
+)
+from objlab.evaluate.scoring.rubrics import Rubric, RubricParseError
 
 TRANSLATION_VERSION = "translate-v1"
 TRANSLATION_MAX_TOKENS = 1024

@@ -23,7 +23,6 @@ loaded before it.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import math
 from collections.abc import Callable
@@ -31,12 +30,11 @@ from dataclasses import dataclass
 
 import torch
 
+from objlab.config.evaluation import GenerationSettings
 from objlab.errors import ConfigError
-from objlab.evaluate.decode import decode_batch, left_padded
-from objlab.evaluate.settings import GenerationSettings
-from objlab.train.forward import reference_disabled
+from objlab.lm.adapters import BASE_ADAPTER, routed
+from objlab.lm.decode import decode_batch, eos_token_ids, left_padded
 
-BASE_ADAPTER = "__base__"
 CPU_BATCH_SIZE = 64  # CPU decoding gains throughput up to about here (benchmarks/generation.py)
 MAX_AUTO_BATCH = 256
 STATIC_WIDTH_BUCKET = 64
@@ -86,15 +84,6 @@ def choose_backend(setting: str, device: torch.device) -> str:
     if device.type == "cuda":
         return "vllm" if vllm_available() else "hf-static"
     return "hf"
-
-
-def eos_token_ids(model, tokenizer) -> set[int]:
-    """Every id that ends a turn: the generation config's (Llama 3 lists several) and the tokenizer's."""
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    return ids
 
 
 def auto_batch_size(model, device: torch.device, width: int, max_new_tokens: int) -> int:
@@ -181,33 +170,6 @@ class HFGenerator:
             return [VocabLimit(self.vocab_limit)]
         return []
 
-    def _adapter_names(self, batch: list[GenerationRequest]) -> list[str] | None:
-        """Each row's adapter for peft (None for a plain model, which serves only the base)."""
-        adapters = [request.adapter for request in batch]
-        if hasattr(self.model, "peft_config"):
-            return adapters
-        if set(adapters) != {BASE_ADAPTER}:
-            raise ValueError(f"adapters {sorted(set(adapters) - {BASE_ADAPTER})} requested from a model without adapters")
-        return None
-
-    @contextlib.contextmanager
-    def _routed(self, batch: list[GenerationRequest]):
-        """Yields the ``adapter_names`` for the batch: a list only when it mixes adapters.
-
-        A batch of one adapter runs with that adapter active (or every adapter disabled for the
-        base), as a plain peft forward: peft's mixed-batch path splits every LoRA layer's input
-        by adapter, which costs a tiny or CPU model more than the LoRA itself, and gives the
-        same outputs (tested)."""
-        names = self._adapter_names(batch)
-        if names is None or len(set(names)) > 1:
-            yield names
-        elif names[0] == BASE_ADAPTER:
-            with reference_disabled(self.model):
-                yield None
-        else:
-            self.model.set_adapter(names[0], inference_mode=True)
-            yield None
-
     def _static_generate_kwargs(self, batch: list[GenerationRequest], adapters: list[str] | None) -> dict:
         settings = self.settings
         kwargs = {"max_new_tokens": batch[0].max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id, "cache_implementation": "static"}
@@ -226,7 +188,7 @@ class HFGenerator:
         input_ids, attention = self._padded(batch)
         max_new_tokens = batch[0].max_new_tokens
         self.model.eval()
-        with self._routed(batch) as adapters:
+        with routed(self.model, [request.adapter for request in batch]) as adapters:
             if self.static:
                 output = self.model.generate(input_ids=input_ids, attention_mask=attention, **self._static_generate_kwargs(batch, adapters))
                 rows = [row.tolist() for row in output[:, input_ids.shape[1] :]]

@@ -26,8 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
-from objlab.evaluate.generation import GenerationRequest, HFGenerator
-from objlab.evaluate.settings import GenerationSettings
+from objlab.config.evaluation import GenerationSettings
+from objlab.evaluate.backends.generation import GenerationRequest, HFGenerator
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -152,7 +152,7 @@ class HFChatClient:
         self.calls = 0
         if generator is None:
             from objlab.config import ModelSettings
-            from objlab.models import load_bundle
+            from objlab.lm.loading import load_bundle
 
             bundle = load_bundle(ModelSettings(name_or_path=model))
             bundle.model.eval()

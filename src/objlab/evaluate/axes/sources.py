@@ -11,11 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from objlab.config import DataSettings
-from objlab.data.loaders import LoadedRows, raise_row_errors, read_rows, require_text_fields, row_id
+from objlab.data.loaders import (
+    LoadedRows,
+    raise_row_errors,
+    read_rows,
+    require_text_fields,
+    row_id,
+)
 from objlab.data.records import RowError
 from objlab.data.tasks import load_examples
 from objlab.errors import DataError
-from objlab.evaluate.extraction import option_letters
+from objlab.evaluate.scoring.extraction import option_letters
 
 STRONGREJECT_FIELDS = ("category", "source", "forbidden_prompt")
 PERSONA_FIELDS = ("question", "answer_matching_behavior", "answer_not_matching_behavior")

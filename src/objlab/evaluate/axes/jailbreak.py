@@ -24,16 +24,20 @@ import math
 from dataclasses import dataclass
 
 from objlab.errors import ConfigError
-from objlab.evaluate.agreement import kappa_estimate, percent_agreement
-from objlab.evaluate.attacks import Attack, select_attacks
+from objlab.evaluate.axes.attacks import Attack, select_attacks
+from objlab.evaluate.axes.sources import ForbiddenPrompt, load_forbidden_prompts
 from objlab.evaluate.context import AxisOutput, EvalContext, PromptJob
-from objlab.evaluate.judges import Verdict
-from objlab.evaluate.records import ItemRecord, MetricRow
-from objlab.evaluate.refusal import CLASSIFIER_NAME, RefusalVerdict, classify_refusal
-from objlab.evaluate.rubrics import STRONGREJECT
+from objlab.evaluate.results.stats import bootstrap_mean, macro_average, wilson
+from objlab.evaluate.scoring.agreement import kappa_estimate, percent_agreement
+from objlab.evaluate.scoring.judges import Verdict
+from objlab.evaluate.scoring.refusal import (
+    CLASSIFIER_NAME,
+    RefusalVerdict,
+    classify_refusal,
+)
+from objlab.evaluate.scoring.rubrics import STRONGREJECT
 from objlab.evaluate.session import AdapterTarget
-from objlab.evaluate.sources import ForbiddenPrompt, load_forbidden_prompts
-from objlab.evaluate.stats import bootstrap_mean, macro_average, wilson
+from objlab.records.items import ItemRecord, MetricRow
 
 AXIS = "jailbreak"
 

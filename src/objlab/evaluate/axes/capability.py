@@ -23,15 +23,28 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from objlab.config.evaluation import CapabilityTask
 from objlab.errors import ConfigError
+from objlab.evaluate.axes.sources import (
+    ChoiceItem,
+    NumericItem,
+    ReferenceItem,
+    load_choice,
+    load_fewshot_turns,
+    load_numeric,
+    load_reference,
+)
 from objlab.evaluate.context import AxisOutput, EvalContext, PromptJob
-from objlab.evaluate.extraction import extract_flexible, extract_option_letter, extract_strict, option_letters
-from objlab.evaluate.records import ItemRecord, MetricRow
-from objlab.evaluate.rubrics import REFERENCE
+from objlab.evaluate.results.stats import bootstrap_mean, wilson
+from objlab.evaluate.scoring.extraction import (
+    extract_flexible,
+    extract_option_letter,
+    extract_strict,
+    option_letters,
+)
+from objlab.evaluate.scoring.rubrics import REFERENCE
 from objlab.evaluate.session import AdapterTarget
-from objlab.evaluate.settings import CapabilityTask
-from objlab.evaluate.sources import ChoiceItem, NumericItem, ReferenceItem, load_choice, load_fewshot_turns, load_numeric, load_reference
-from objlab.evaluate.stats import bootstrap_mean, wilson
+from objlab.records.items import ItemRecord, MetricRow
 
 AXIS = "capability"
 CHOICE_INSTRUCTION = "Answer with the letter of the correct option."

@@ -159,6 +159,16 @@ def model_fingerprint(settings: ModelSettings, model=None) -> str:
     return f"path:{path}#{digest.hexdigest()[:16]}"
 
 
+def matmul_parameters(model) -> int:
+    """Weights of every linear layer, output layer included, LoRA's own layers excluded: what
+    decoding and training throughput scale with (``run --plan`` scales measured rates by it)."""
+    return sum(
+        module.weight.numel()
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and "lora_" not in name
+    )
+
+
 @dataclass
 class ModelBundle:
     """A loaded base model with its tokenizer, kept together so a grid can load them once."""

@@ -19,9 +19,9 @@ import math
 from collections.abc import Callable
 
 from objlab.errors import StateError
-from objlab.evaluate.records import ItemRecord, MetricRow
-from objlab.evaluate.results import EvalResult
-from objlab.evaluate.stats import PairedTest, holm, mcnemar, paired_difference
+from objlab.evaluate.results.eval_result import EvalResult
+from objlab.evaluate.results.stats import PairedTest, holm, mcnemar, paired_difference
+from objlab.records.items import ItemRecord, MetricRow
 
 Outcome = Callable[[ItemRecord], float | bool | None]
 CAPABILITY_OUTCOMES = {
@@ -64,11 +64,13 @@ def _family(axis: str, tests: dict[tuple[str, str], PairedTest], family: str) ->
 
 
 def _check_same_model(cell: EvalResult, base: EvalResult) -> None:
-    mine, theirs = cell.info.get("model_fingerprint"), base.info.get("model_fingerprint")
-    if mine and theirs and mine.rsplit("#", 1)[-1] != theirs.rsplit("#", 1)[-1]:
+    if cell.info is None or base.info is None:  # the grid's stored base result: same session by construction
+        return
+    mine, theirs = cell.info.model_fingerprint, base.info.model_fingerprint
+    if mine.rsplit("#", 1)[-1] != theirs.rsplit("#", 1)[-1]:
         raise StateError(f"the baseline was evaluated on model {theirs}, this evaluation on {mine}: not comparable")
-    if base.info.get("adapter", {}).get("adapter"):
-        raise StateError(f"the baseline is an evaluation of adapter {base.info['adapter']['adapter']}, not of the base model")
+    if base.info.adapter.adapter:
+        raise StateError(f"the baseline is an evaluation of adapter {base.info.adapter.adapter}, not of the base model")
 
 
 def compare_with_base(cell: EvalResult, base: EvalResult) -> list[MetricRow]:

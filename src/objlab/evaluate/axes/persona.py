@@ -23,14 +23,14 @@ import torch
 
 from objlab.data.chat import ChatEncoder
 from objlab.errors import ConfigError
+from objlab.evaluate.axes.sources import PersonaItem, load_persona
 from objlab.evaluate.context import AxisOutput, EvalContext
-from objlab.evaluate.decode import left_padded
-from objlab.evaluate.records import ItemRecord, MetricRow
+from objlab.evaluate.results.stats import bootstrap_mean, macro_average
 from objlab.evaluate.session import AdapterTarget
-from objlab.evaluate.sources import PersonaItem, load_persona
-from objlab.evaluate.stats import bootstrap_mean, macro_average
-from objlab.train.forward import causal_lm_of
-from objlab.train.logits import LogitHead
+from objlab.lm.adapters import causal_lm_of
+from objlab.lm.decode import left_padded
+from objlab.lm.logits import LogitHead
+from objlab.records.items import ItemRecord, MetricRow
 
 AXIS = "persona"
 CPU_BATCH_SIZE = 64

@@ -19,11 +19,17 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from objlab.errors import DataError
-from objlab.evaluate.records import ItemRecord, MetricRow
+from objlab.records.evaluation import (
+    EVAL_INFO_FILE,
+    EvalInfo,
+    read_eval_info,
+    write_eval_info,
+)
+from objlab.records.items import ItemRecord, MetricRow
 
 METRICS_FILE = "metrics.csv"
 ITEMS_FILE = "items.jsonl"
-MANIFEST_FILE = "eval_manifest.json"
+MANIFEST_FILE = EVAL_INFO_FILE
 METRIC_COLUMNS = [column.name for column in fields(MetricRow)]
 
 
@@ -33,7 +39,7 @@ class EvalResult:
 
     metrics: list[MetricRow] = field(default_factory=list)
     items: list[ItemRecord] = field(default_factory=list)
-    info: dict = field(default_factory=dict)
+    info: EvalInfo | None = None  # None only for a result rebuilt from the store's rows
 
     def metric(self, axis: str, metric: str, group: str = "") -> MetricRow:
         """The row for (axis, metric, group); KeyError when there is none."""
@@ -81,8 +87,9 @@ def write_result(result: EvalResult, out_dir: str | Path) -> Path:
     _write_atomic(out / METRICS_FILE, metrics_csv(result.metrics))
     items = "".join(json.dumps(json_safe(item.to_dict()), ensure_ascii=False, sort_keys=True) + "\n" for item in result.items)
     _write_atomic(out / ITEMS_FILE, items)
-    manifest = {"metrics_file": METRICS_FILE, "items_file": ITEMS_FILE, "metrics": len(result.metrics), "items": len(result.items), **result.info}
-    _write_atomic(out / MANIFEST_FILE, json.dumps(json_safe(manifest), indent=1, sort_keys=True, default=str) + "\n")
+    if result.info is not None:
+        text = write_eval_info(out, result.info, metrics_file=METRICS_FILE, items_file=ITEMS_FILE, metrics=len(result.metrics), items=len(result.items))
+        _write_atomic(out / MANIFEST_FILE, text)
     return out
 
 
@@ -121,5 +128,4 @@ def read_result(out_dir: str | Path) -> EvalResult:
             items.append(_item_record(json.loads(line)))
         except (json.JSONDecodeError, TypeError) as error:
             raise DataError(f"{out / ITEMS_FILE}:{line_number}: not an item record ({error})") from None
-    info = json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8"))
-    return EvalResult(metrics, items, info)
+    return EvalResult(metrics, items, read_eval_info(out))

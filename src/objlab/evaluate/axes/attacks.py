@@ -1,6 +1,6 @@
 """Jailbreak attacks as data: each attack is a YAML file with a template around ``{prompt}``.
 
-objlab ships its own attack texts (``attacks/*.yaml``: none, dan, refusal_suppression, roleplay,
+objlab ships its own attack texts (``attack_templates/*.yaml``: none, dan, refusal_suppression, roleplay,
 wikipedia, translation); a researcher adds an attack by writing another YAML file in a
 directory named by ``eval.jailbreak.attacks_dir``, no code needed. Fields:
 
@@ -61,11 +61,11 @@ def parse_attack(text: str, source: str) -> Attack:
 
 
 def builtin_attacks() -> dict[str, Attack]:
-    folder = resources.files("objlab.evaluate").joinpath("attacks")
+    folder = resources.files("objlab.evaluate.axes").joinpath("attack_templates")
     attacks = {}
     for entry in sorted(folder.iterdir(), key=lambda item: item.name):
         if entry.name.endswith(".yaml"):
-            attack = parse_attack(entry.read_text(), f"objlab/evaluate/attacks/{entry.name}")
+            attack = parse_attack(entry.read_text(), f"objlab/evaluate/axes/attack_templates/{entry.name}")
             attacks[attack.name] = attack
     return attacks
 

@@ -27,11 +27,12 @@ the whole call.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
+
+from objlab.lm.peft_compat import forward_hooks
 
 LogitsProcessor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -85,7 +86,7 @@ def decode_batch(
     cache = _dynamic_cache(model)
     keep_last = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
 
-    hooks = _adapter_routing(model, names)
+    hooks = forward_hooks(model, names)
     try:
         for step in range(1, max_new_tokens + 1):
             output = model(input_ids=step_ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True, **keep_last)
@@ -110,7 +111,7 @@ def decode_batch(
                 if names is not None:
                     names = [names[index] for index in live]
                     hooks.close()
-                    hooks = _adapter_routing(model, names)
+                    hooks = forward_hooks(model, names)
 
             step_ids = tokens[:, None]
             sequences = torch.cat([sequences, step_ids], dim=-1)
@@ -119,6 +120,15 @@ def decode_batch(
     finally:
         hooks.close()
     return new_tokens
+
+
+def eos_token_ids(model, tokenizer) -> set[int]:
+    """Every id that ends a turn: the generation config's (Llama 3 lists several) and the tokenizer's."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
 
 
 def _choose(scores: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -154,14 +164,3 @@ def _accepts(model, argument: str) -> bool:
     """Whether the underlying transformers model's forward takes ``argument`` (peft's takes **kwargs)."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     return argument in inspect.signature(inner.forward).parameters
-
-
-def _adapter_routing(model, names: list[str] | None) -> contextlib.ExitStack:
-    """An open context in which each forward row goes through its adapter in ``names``;
-    close it to remove peft's hooks."""
-    stack = contextlib.ExitStack()
-    if names is not None:
-        if not hasattr(model, "_enable_peft_forward_hooks"):
-            raise ValueError("adapter_names given for a model without peft adapters")
-        stack.enter_context(model._enable_peft_forward_hooks(adapter_names=names))
-    return stack

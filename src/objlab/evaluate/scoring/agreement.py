@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from objlab.evaluate.stats import Estimate, wilson
+from objlab.evaluate.results.stats import Estimate, wilson
 
 KAPPA_RESAMPLES = 2000
 

@@ -1,0 +1,112 @@
+"""Every use of peft's internals, in one place, each with the peft versions it was tested on.
+
+objlab leans on three things peft does not expose as public API:
+
+- **Per-row adapter routing during decoding** (``forward_hooks``): peft's ``generate`` and
+  ``forward`` take ``adapter_names`` and install forward hooks on every LoRA module for the
+  call (``PeftModel._enable_peft_forward_hooks``). objlab's decode loop calls the model once per
+  token, so it installs those hooks once per batch composition instead of once per token.
+- **Adapters with and without trained token rows in one model** (``route_tokenless_adapters``):
+  CFT's ``<SAFE>``/``<UNSAFE>`` embeddings live in peft's ``TrainableTokensWrapper``, whose
+  state-dict load map and mixed-batch forward assume every adapter has token rows.
+- **The output layer under the token wrapper** (``plain_output_layer``): with tied embeddings
+  the wrapper also wraps ``lm_head``; objlab reads the base layer beneath it.
+
+``check_version`` is called before any of them is used; the package pins peft to
+``TESTED_PEFT`` in ``pyproject.toml``, and ``tests/test_peft_compat.py`` exercises each
+workaround, so a peft upgrade that breaks one fails a named test rather than a figure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import warnings
+
+from packaging.version import Version
+
+TESTED_PEFT = (Version("0.21"), Version("0.22"))  # [low, high): keep in step with pyproject.toml
+
+
+@functools.cache
+def check_version() -> str:
+    """The installed peft version; warns once when it is outside the tested range."""
+    import peft
+
+    installed = Version(peft.__version__)
+    low, high = TESTED_PEFT
+    if not low <= installed < high:
+        warnings.warn(
+            f"peft {installed} is outside the range objlab's peft workarounds were tested on (>={low},<{high}): "
+            "mixed-adapter decoding and CFT's control tokens use peft internals (objlab.lm.peft_compat); "
+            "run tests/test_peft_compat.py before trusting figures",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return str(installed)
+
+
+def forward_hooks(model, adapter_names: list[str] | None) -> contextlib.ExitStack:
+    """An open context in which each row of a forward goes through its adapter in
+    ``adapter_names`` (peft's ``_enable_peft_forward_hooks``); close it to remove the hooks.
+    With ``adapter_names=None`` nothing is installed."""
+    stack = contextlib.ExitStack()
+    if adapter_names is not None:
+        check_version()
+        if not hasattr(model, "_enable_peft_forward_hooks"):
+            raise ValueError("adapter_names given for a model without peft adapters")
+        stack.enter_context(model._enable_peft_forward_hooks(adapter_names=adapter_names))
+    return stack
+
+
+def plain_output_layer(head, vocab_limit: int):
+    """The plain output layer under peft's trainable-token wrapper.
+
+    With tied embeddings, CFT's trained control-token rows also wrap the output layer. Those
+    rows lie past ``vocab_limit`` (control tokens are appended to the vocabulary, and objlab's
+    log-probs never cover them), so the rows used are exactly the base layer's."""
+    from peft.utils.other import TrainableTokensWrapper
+
+    if not isinstance(head, TrainableTokensWrapper):
+        return head
+    check_version()
+    layer = head.token_adapter
+    indices = [index for rows in layer.token_indices.values() for index in rows]
+    if indices and min(indices) < vocab_limit:
+        raise TypeError(f"trainable token rows {sorted(indices)} fall inside the scored vocabulary (< {vocab_limit})")
+    return layer.base_layer
+
+
+def route_tokenless_adapters(model, base_adapter: str) -> None:
+    """Let one model hold adapters with and without trained token rows.
+
+    Two places of peft's ``TrainableTokensWrapper`` assume every adapter has token rows, and
+    fail on an adapter without them (an SFT adapter beside a CFT one):
+
+    - loading: its state-dict load map asks every adapter's weights for a token delta (peft's
+      own ``ModulesToSaveWrapper`` returns ``{}`` for adapters it does not serve; this does
+      the same);
+    - mixed batches (``adapter_names``): it looks every row's adapter up among its own. Such
+      rows must see the original embedding -- exactly what it does for ``base_adapter`` -- so
+      their names are mapped to it for this module only; the LoRA layers see the real names.
+
+    Idempotent; applied after every adapter load and before loading one.
+    """
+    from peft.utils.other import TrainableTokensWrapper
+
+    for module in model.modules():
+        if not isinstance(module, TrainableTokensWrapper) or "_mixed_batch_forward" in module.__dict__:
+            continue
+        check_version()
+        original = module._mixed_batch_forward
+        original_load_map = module.adapter_state_dict_load_map
+
+        def mixed_batch_forward(input, *args, adapter_names, _module=module, _original=original, **kwargs):
+            names = [name if name in _module._adapters else base_adapter for name in adapter_names]
+            return _original(input, *args, adapter_names=names, **kwargs)
+
+        def load_map(adapter_name, _module=module, _original=original_load_map):
+            return _original(adapter_name) if adapter_name in _module._adapters else {}
+
+        module._mixed_batch_forward = mixed_batch_forward
+        module.adapter_state_dict_load_map = load_map

@@ -1,0 +1,113 @@
+"""The evaluation info: how one evaluation of the base model or an adapter was produced.
+
+``objlab.evaluate`` builds an ``EvalInfo`` for every evaluated target; the result files
+(``eval_manifest.json``), the results store and the report read it. This module is the only one
+that writes or parses it, so a field added here is a field every reader sees.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from objlab.errors import DataError
+from objlab.records.adapter import AdapterManifest
+
+EVAL_INFO_FILE = "eval_manifest.json"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EvaluatedAdapter(_Record):
+    """What was evaluated: an adapter directory (with its manifest when objlab trained it), or
+    the base model (``adapter`` None)."""
+
+    adapter: str | None = None
+    objective: str | None = None
+    manifest: AdapterManifest | None = None
+
+
+class VerdictCacheUse(_Record):
+    hits: int
+    misses: int
+
+
+class EvalInfo(_Record):
+    """Backend, model, scorers, time per phase and counts of one evaluated target."""
+
+    kind: Literal["evaluation"] = "evaluation"
+    backend: str
+    device: str
+    dtype: str
+    model: str
+    model_fingerprint: str
+    config_name: str
+    config_fingerprint: str
+    toy: bool = False
+    adapter: EvaluatedAdapter = EvaluatedAdapter()
+    judge: str | None = None  # the judge's identity (kind:model@endpoint), None without one
+    translator: str | None = None
+    jailbreak_scorer: str | None = None
+    seconds: dict[str, float] = {}
+    evaluated_together: int = 1
+    generations: int = 0
+    generated_tokens: int = 0
+    judge_errors: int = 0
+    judge_calls: int = 0
+    judge_retries: int = 0
+    translator_calls: int = 0
+    verdict_cache: VerdictCacheUse | None = None
+    warnings: list[str] = []
+    finished_at: str = ""
+    environment: dict[str, Any] = {}
+
+    @property
+    def total_seconds(self) -> float:
+        return float(sum(self.seconds.values()))
+
+
+class EvalInfoFile(EvalInfo):
+    """``eval_manifest.json``: the info plus the names and sizes of the result files beside it."""
+
+    metrics_file: str
+    items_file: str
+    metrics: int
+    items: int
+
+
+def parse_eval_info(data: Any, source: str) -> EvalInfo:
+    """An ``EvalInfo`` from its JSON value (file fields, when present, are dropped)."""
+    if isinstance(data, dict):
+        data = {key: value for key, value in data.items() if key not in EvalInfoFile.model_fields or key in EvalInfo.model_fields}
+    try:
+        return EvalInfo.model_validate(data)
+    except ValidationError as error:
+        fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in error.errors())
+        raise DataError(f"{source}: not an objlab evaluation info ({fields})") from None
+
+
+def eval_info_json(info: EvalInfo) -> dict[str, Any]:
+    """The JSON value stored for ``info`` (in the results store and in result files)."""
+    return info.model_dump(mode="json")
+
+
+def write_eval_info(directory: Path, info: EvalInfo, *, metrics_file: str, items_file: str, metrics: int, items: int) -> str:
+    """The text of ``eval_manifest.json`` for ``info`` (the caller writes it atomically)."""
+    record = EvalInfoFile(**info.model_dump(), metrics_file=metrics_file, items_file=items_file, metrics=metrics, items=items)
+    return json.dumps(record.model_dump(mode="json"), indent=1, sort_keys=True, allow_nan=False) + "\n"
+
+
+def read_eval_info(directory: Path) -> EvalInfo:
+    path = Path(directory, EVAL_INFO_FILE)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found (not an objlab evaluation directory)") from None
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
+    return parse_eval_info(data, str(path))
