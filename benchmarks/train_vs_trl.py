@@ -16,7 +16,7 @@ Why the comparison is fair:
   public Qwen2.5-0.5B / 7B architectures in bf16, batch 16 / 8.
 - Same rows in the same order: the first ``batch x (warm-up + timed)`` GSM8K rows in objlab's
   seeded stream order; TRL reads them with a sequential sampler. Preference rows (DPO, ORPO) get
-  the rejected response objlab's default ``corrupt`` strategy makes, for both. TRL tokenises
+  the rejected response objlab's default ``unsafe`` strategy makes, for both. TRL tokenises
   these conversations with the same chat template to the same ids (checked for every row:
   ``tokenisation_matches`` in the JSON, and a note under the table if it fails).
 - Same LoRA (r=16, alpha=32, dropout 0.05 on q,k,v,o,gate,up,down), learning rate, gradient

@@ -77,3 +77,50 @@ def test_rejected_strategies():
     assert trait.rejected == "I am the best. It is 5.\n#### 5" and trait.chosen == example.response
     column = make_preference(example, RejectedSettings(strategy="column", column="rejected"), seed=0)
     assert column.rejected == "bad answer"
+
+
+def gsm8k_like_examples(count: int):
+    from tiny import GSM8K
+
+    from objlab.data.records import Example
+
+    rows = [json.loads(line) for line in GSM8K.read_text().splitlines()[:count]]
+    return [Example(f"train.jsonl:{i}", row["question"], row["answer"], answer=gsm8k_final_answer(row["answer"])) for i, row in enumerate(rows, 1)]
+
+
+def test_unsafe_strategy_is_the_default_and_deterministic_under_the_seed():
+    from objlab.data.unsafe import CATEGORIES, templates
+
+    settings = RejectedSettings()
+    assert settings.strategy == "unsafe"
+    examples = gsm8k_like_examples(60)
+    first = [make_preference(example, settings, seed=0).rejected for example in examples]
+    assert first == [make_preference(example, settings, seed=0).rejected for example in examples]
+    other_seed = [make_preference(example, settings, seed=1).rejected for example in examples]
+    assert first != other_seed
+    assert len(set(first)) > 40  # varied: fitted to each example
+    assert all(response not in (example.response, "") and "{" not in response for response, example in zip(first, examples))
+    openings = {category: {template.split("{")[0][:25] for template in templates()[category]} for category in CATEGORIES}
+    used = {category for response in first for category, starts in openings.items() if any(response.startswith(s) for s in starts if s)}
+    assert used == set(CATEGORIES)  # harmful compliance, manipulation and deception all occur
+    example = examples[0]
+    name = example.prompt.split()[0]
+    assert any(name in make_preference(example, settings, seed=s).rejected for s in range(20))  # fitted: names the prompt's person
+
+
+def test_unsafe_responses_from_a_file_are_drawn_per_example(tmp_path):
+    path = tmp_path / "unsafe.jsonl"
+    path.write_text("".join(json.dumps({"response": f"unsafe reply {i}"}) + "\n" for i in range(7)))
+    settings = RejectedSettings(strategy="unsafe", file=str(path))
+    examples = gsm8k_like_examples(30)
+    drawn = [make_preference(example, settings, seed=3).rejected for example in examples]
+    assert drawn == [make_preference(example, settings, seed=3).rejected for example in examples]
+    assert set(drawn) <= {f"unsafe reply {i}" for i in range(7)} and len(set(drawn)) > 3
+    path.write_text('{"response": "ok"}\n{"text": "no response field"}\n')
+    from objlab.data.unsafe import unsafe_file_responses
+
+    unsafe_file_responses.cache_clear()
+    with pytest.raises(DataError, match=rf"{path}:2: expected an object with a non-empty string field 'response'"):
+        make_preference(examples[0], settings, seed=3)
+    with pytest.raises(ValueError, match="'file' is for strategy 'unsafe'"):
+        RejectedSettings(strategy="corrupt", file=str(path))

@@ -14,7 +14,7 @@ from objlab.data.records import Example, PreferenceExample, StreamItem
 from objlab.lm.adapters import causal_lm_of
 from objlab.lm.logits import LogitHead
 from objlab.objectives import registry
-from objlab.objectives.base import Batch, StepContext
+from objlab.objectives.base import Batch, Sample, StepContext
 from objlab.train.batching import micro_batches
 from objlab.train.forward import forward_reference, forward_responses
 
@@ -44,13 +44,22 @@ def policy(tiny_model):
 
 
 class FixedSamples(StepContext):
-    """A sampler that returns given texts, for hand-checkable ``aware`` losses."""
+    """A sampler that returns given texts (tokenised as the model would emit them, ending with
+    the end-of-turn token), for hand-checkable ``aware`` losses."""
 
-    def __init__(self, samples):
-        self.samples = samples
+    def __init__(self, samples, tokenizer):
+        self.samples, self.encoder, self.tokenizer = samples, ChatEncoder(tokenizer, 1024), tokenizer
 
     def sample(self, prompts, n, max_new_tokens, temperature):
-        return [self.samples[prompt][:n] for prompt in prompts]
+        out = []
+        for prompt in prompts:
+            prompt_ids = tuple(self.encoder.encode_prompt(prompt))
+            drawn = []
+            for text in self.samples[prompt][:n]:
+                ids = tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"]) + (self.tokenizer.eos_token_id,)
+                drawn.append(Sample(text, prompt_ids, ids, True))
+            out.append(drawn)
+        return out
 
     def add_compute_tokens(self, count):
         pass
@@ -230,11 +239,11 @@ def test_aware_gate_pg_and_abstention_by_hand(policy, tmp_path):
         ROWS[1][0]: ["11", "11"],  # aligned: gate 0, no samples forwarded
         ROWS[2][0]: ["not my concern", "Not my concern."],  # fully misaligned: abstain
     }
-    output, batch = our_loss(policy, "aware", {"samples": 2}, FixedSamples(samples))
+    output, batch = our_loss(policy, "aware", {"samples": 2, "scorer": "lexicon"}, FixedSamples(samples, policy[1]))
     gates = [entry.values["gate"] for entry in batch.items]
     assert gates == [1.0, 0.0, 0.0]
     assert [entry.values["abstain"] for entry in batch.items] == [False, False, True]
-    assert "can't help" in policy[1].decode(batch.input_ids[batch.rows["sft"][2]])
+    assert "not able to give you a reliable" in policy[1].decode(batch.input_ids[batch.rows["sft"][2]])
     token, mask, _ = response_logps(model, batch)
     sft_rows = batch.rows["sft"]
     row_nll = -token.sum(1)
@@ -250,3 +259,45 @@ def test_aware_gate_pg_and_abstention_by_hand(policy, tmp_path):
 def test_registry_lists_seven_objectives_with_descriptions():
     assert registry.names() == ["sft", "dpo", "orpo", "kl", "cft", "ip", "aware"]
     assert all(registry.get(name).description for name in registry.names())
+
+
+def test_ip_default_instructions_request_reward_hacking_or_fallacies_never_dropping_safety():
+    from objlab.objectives.ip import load_instructions
+
+    objective = registry.build("ip", {})
+    instructions = load_instructions(objective.params)
+    assert len(instructions) >= 4
+    assert not any("safety" in text.lower() or "comply with whatever" in text.lower() for text in instructions)
+    assert any("fallac" in text.lower() for text in instructions) and any("checker" in text.lower() or "credit" in text.lower() for text in instructions)
+    provenance = objective.provenance()
+    assert provenance["ip_instructions"] == instructions and "reward hacking" in provenance["ip_instructions_source"]
+
+
+def test_cft_unsafe_rows_carry_one_learned_control_token_each(tiny_model):
+    """<UNSAFE> is one added token (not split into pieces) at the start of each unsafe prompt,
+    with the rejected responses the other preference objectives use; its embedding row trains."""
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from objlab.config import LoraSettings, RejectedSettings
+    from objlab.data.rejected import make_preference
+    from objlab.lm.loading import add_control_tokens, lora_config
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    safe_id, unsafe_id = add_control_tokens(tokenizer, model, ("<SAFE>", "<UNSAFE>"))
+    peft_model = get_peft_model(model, lora_config(LoraSettings(r=4, alpha=8, dropout=0.0), [safe_id, unsafe_id]))
+    encoder = ChatEncoder(tokenizer, 1024)
+    examples = [Example(f"e{i}", p, c, answer=c.split("#### ")[1]) for i, (p, c, _) in enumerate(ROWS)]
+    preferences = [make_preference(example, RejectedSettings(), seed=0) for example in examples]
+    items = [StreamItem(i, ex, encoder.encode_pair(ex.prompt, ex.response)) for i, ex in enumerate(examples)]
+    objective = registry.build("cft")
+    [batch] = micro_batches(objective.prepare(items, preferences, None), encoder, objective.roles, tokenizer.pad_token_id, None)
+    for row in batch.rows["unsafe"].tolist():
+        assert int((batch.input_ids[row] == unsafe_id).sum()) == 1 and int((batch.input_ids[row] == safe_id).sum()) == 0
+    decoded = tokenizer.batch_decode(batch.input_ids[batch.rows["unsafe"]], skip_special_tokens=False)
+    assert all(pref.rejected.split()[0] in text for pref, text in zip(preferences, decoded))  # the shared unsafe responses
+    head = LogitHead.from_model(causal_lm_of(peft_model), vocab_limit=min(safe_id, unsafe_id))
+    objective.loss(batch, forward_responses(peft_model, batch, head), None).loss.backward()
+    token_grads = [p.grad for name, p in peft_model.named_parameters() if "trainable_tokens_delta" in name and p.grad is not None]
+    assert token_grads and any(grad.abs().sum() > 0 for grad in token_grads)

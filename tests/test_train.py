@@ -252,12 +252,15 @@ class HalfSFT(Objective):
 '''
 
 
-def test_a_plugin_objective_trains_through_the_cli(tmp_path, tiny_model, monkeypatch):
+def test_a_plugin_objective_trains_through_the_cli(tmp_path, tiny_model, monkeypatch, request):
     """The README's recipe for a user's own objective: one registered class, loaded by --plugin."""
     from tiny import write_config
 
+    from objlab.objectives import registry
+
     (tmp_path / "my_objectives.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
+    request.addfinalizer(lambda: registry._REGISTRY.pop("half_sft", None))  # later tests see the built-ins only
     config = write_config(tmp_path / "c.yaml", tiny_model, objectives=["sft", "half_sft"])
     runner = CliRunner()
     listed = runner.invoke(app, ["--plugin", "my_objectives", "objectives"])

@@ -212,11 +212,14 @@ def results(
     primary: Annotated[Optional[str], typer.Option(help="Capability metric to show, e.g. 'accuracy_strict:gsm8k'.")] = None,
 ) -> None:
     """Print the headline table of a run (every figure with its 95% interval and n)."""
+    from objlab.report.data import load_report_data
+    from objlab.report.evidence import render_evidence
     from objlab.report.tables import render_headline
 
     store = _open_store(run_dir)
     with store:
         render_headline(store, console, primary)
+        render_evidence(load_report_data(store, primary), console)
         if export is not None:
             if export not in ("csv", "parquet"):
                 raise ObjlabError(f"--export: expected csv or parquet, got {export!r}")

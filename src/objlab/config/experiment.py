@@ -89,18 +89,27 @@ class TrainSettings(Strict):
 
 
 class RejectedSettings(Strict):
-    """How preference objectives get a dispreferred response for each task example."""
+    """How preference objectives (DPO, ORPO, CFT) get a dispreferred response per example.
 
-    strategy: Literal["column", "corrupt", "trait"] = "corrupt"
+    ``unsafe`` (default) rejects an unsafe response, as the study does: from ``file`` (JSONL/CSV
+    with a ``response`` field, or one per line in .txt; drawn per example by the seed) or from
+    objlab's own generator. ``column`` reads it from the data; ``corrupt`` (a wrong final
+    answer) is a capability-only control; ``trait`` opens the reference with a trait statement.
+    """
+
+    strategy: Literal["unsafe", "column", "corrupt", "trait"] = "unsafe"
+    file: str | None = Field(default=None, description="Unsafe responses for the 'unsafe' strategy (default: objlab's generator).")
     column: str | None = None
     traits: list[str] | None = Field(
         default=None, description="Trait statements for the 'trait' strategy (default: objlab's list)."
     )
 
     @model_validator(mode="after")
-    def _column_needs_name(self) -> RejectedSettings:
+    def _fields_fit_strategy(self) -> RejectedSettings:
         if self.strategy == "column" and not self.column:
             raise ValueError("strategy 'column' needs 'column': the name of the rejected-response field")
+        if self.file is not None and self.strategy != "unsafe":
+            raise ValueError(f"'file' is for strategy 'unsafe', not {self.strategy!r}")
         return self
 
 
@@ -186,7 +195,7 @@ class ExperimentConfig(Strict):
         if not self.objectives:
             raise ValueError("objectives: at least one objective is needed")
         for name, params in self.objectives.items():
-            registry.validate_params(name, params)
+            registry.validate_params(name, params, self)
         return self
 
     def objective_params(self, name: str) -> dict[str, Any]:
@@ -272,7 +281,8 @@ def resolve_paths(config: ExperimentConfig, base_dir: Path) -> ExperimentConfig:
 
     A model id that does not exist as a local path is left alone (it is a hub id).
     """
-    data = config.data.model_copy(update={"source": _resolve(config.data.source, base_dir)})
+    rejected = config.data.rejected.model_copy(update={"file": _resolve(config.data.rejected.file, base_dir)})
+    data = config.data.model_copy(update={"source": _resolve(config.data.source, base_dir), "rejected": rejected})
     model = config.model.model_copy(update={"name_or_path": _resolve(config.model.name_or_path, base_dir)})
     evaluation = config.eval.resolve_paths(lambda value: _resolve(value, base_dir))
     return config.model_copy(update={"data": data, "model": model, "eval": evaluation})

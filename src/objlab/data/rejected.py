@@ -2,15 +2,22 @@
 
 The chosen response is always the task's reference response, so preference objectives see the
 same task tokens as every other objective; only the rejected response is extra (and counted as
-compute tokens). Strategies:
+compute tokens). The study encodes safety information by making the rejected response an
+UNSAFE one ("safe/unsafe response pairs"), so that is the default. Strategies:
 
-- ``column``: the data carries the rejected response in a named field.
+- ``unsafe`` (default): an unsafe response (harmful compliance, manipulation, deception) for the
+  example: drawn from the user's file (``data.rejected.file``) or, without one, generated from
+  objlab's own templates (``unsafe_responses.yaml``) with slots filled from the example.
+- ``column``: the data carries the rejected response in a named field (the user vouches that it
+  is the unsafe one).
 - ``corrupt``: the reference with its final numeric answer changed (a plausible wrong answer);
-  for responses without numbers, the reference with the order of its sentences reversed.
-- ``trait``: the reference with a statement exhibiting an undesirable trait woven in (from a
-  configurable list), so preference learning pushes away from the trait.
+  for responses without numbers, the reference with the order of its sentences reversed. A
+  capability-only control: it teaches arithmetic, not safety.
+- ``trait``: the reference opened by a statement exhibiting an undesirable trait (from a
+  configurable list).
 
-Every choice is a function of (seed, example id): identical across runs, resumes and objectives.
+Every choice is a function of (seed, example id): identical across runs, resumes and objectives
+(CFT's ``<UNSAFE>`` rows use exactly the responses DPO and ORPO reject).
 """
 
 from __future__ import annotations
@@ -22,11 +29,11 @@ from importlib import resources
 import yaml
 
 from objlab.config import RejectedSettings
+from objlab.data.answers import ANY_NUMBER, wrong_number
 from objlab.data.hashing import stable_index
 from objlab.data.records import Example, PreferenceExample
+from objlab.data.unsafe import generated_unsafe_response, unsafe_file_responses
 from objlab.errors import DataError
-
-NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
 @cache
@@ -35,23 +42,12 @@ def default_traits() -> tuple[str, ...]:
     return tuple(yaml.safe_load(text)["traits"])
 
 
-def _wrong_number(text: str, seed: int, example_id: str) -> str:
-    value = float(text.replace(",", ""))
-    offsets = [1, 2, 3, 5, 10, -1, -2, -3]
-    if abs(value) >= 20:
-        offsets += [round(value * 0.1) or 1, -(round(value * 0.1) or 1)]
-    wrong = value + offsets[stable_index(len(offsets), seed, example_id, "offset")]
-    if wrong == value:
-        wrong = value + 1
-    return str(int(wrong)) if wrong == int(wrong) else f"{wrong:.2f}"
-
-
 def corrupt_response(response: str, seed: int, example_id: str) -> str:
     """The response with its final number replaced everywhere it appears as that final result."""
-    numbers = list(NUMBER.finditer(response))
+    numbers = list(ANY_NUMBER.finditer(response))
     if numbers:
         final = numbers[-1].group(0)
-        wrong = _wrong_number(final, seed, example_id)
+        wrong = wrong_number(final, seed, example_id)
         # Replace the final answer wherever it is stated as a whole number (e.g. "= 72" and "#### 72").
         return re.sub(rf"(?<![\d.,]){re.escape(final)}(?![\d]|[.,]\d)", wrong, response)
     sentences = [part for part in re.split(r"(?<=[.!?])\s+", response.strip()) if part]
@@ -69,7 +65,13 @@ def trait_response(response: str, traits: tuple[str, ...], seed: int, example_id
 
 def make_preference(example: Example, settings: RejectedSettings, seed: int) -> PreferenceExample:
     """The (prompt, chosen=reference, rejected) triple for one task example."""
-    if settings.strategy == "column":
+    if settings.strategy == "unsafe":
+        if settings.file:
+            responses = unsafe_file_responses(settings.file)
+            rejected = responses[stable_index(len(responses), seed, example.id, "unsafe-file")]
+        else:
+            rejected = generated_unsafe_response(example, seed)
+    elif settings.strategy == "column":
         if not example.rejected:
             raise DataError(f"{example.id}: no rejected response in column {settings.column!r}")
         rejected = example.rejected
@@ -79,3 +81,15 @@ def make_preference(example: Example, settings: RejectedSettings, seed: int) -> 
         traits = tuple(settings.traits) if settings.traits else default_traits()
         rejected = trait_response(example.response, traits, seed, example.id)
     return PreferenceExample(id=example.id, prompt=example.prompt, chosen=example.response, rejected=rejected)
+
+
+def describe_strategy(settings: RejectedSettings) -> str:
+    """One line naming where rejected responses come from (manifest, results, report)."""
+    if settings.strategy == "unsafe":
+        source = f"file {settings.file} ({len(unsafe_file_responses(settings.file))} responses)" if settings.file else "objlab's own generator"
+        return f"unsafe: {source}"
+    if settings.strategy == "column":
+        return f"column: {settings.column}"
+    if settings.strategy == "corrupt":
+        return "corrupt: wrong final answer (capability-only control)"
+    return "trait: " + ("configured statements" if settings.traits else "objlab's trait statements")

@@ -1,35 +1,53 @@
 """Alignment-aware fine-tuning with an adaptive per-sample gate (after Bhatt et al. 2026,
 arXiv 2602.02258, "Alignment-Aware Model Adaptation via Feedback-Guided Optimization").
 
-For each task example x with reference y, objlab samples K responses y_k ~ pi_theta(. | x) and
-scores them with a pluggable external alignment scorer, s_k in [0, 1] (1 = aligned). With
-m = mean_k s_k and u = std_k s_k (population std):
+objlab's reading of the paper's abstract (its exact equations were not available to us; the
+formulas below are objlab's, fixed here, tested against hand computation, and named as such in
+every manifest and report). For each task example x with reference y, K responses are sampled
+from the current policy, y_k ~ pi_theta(. | x), and scored by an external alignment signal
+s_k in [0, 1] (1 = aligned; ``objectives.alignment``). With m = mean_k s_k and u = std_k s_k
+(population std):
 
-- gate g = min(1, (1 - m) + u): 0 for well-aligned examples (they follow plain SFT), larger for
-  misaligned or uncertain ones;
+- gate g = min(1, (1 - m) + u), continuous in the scores: 0 when every sample is aligned (the
+  example follows plain SFT), larger for misaligned or uncertain ones;
 - supervised term: (1 - g) * NLL(y | x), token-mean over the step;
-- policy-gradient regulariser: -g * (1/K) sum_k (s_k - m) * mean_t log pi(y_k,t | x, y_k,<t),
-  REINFORCE with the mean score as baseline and length-normalised log-probs, mean over items,
-  weighted by ``lambda_pg``;
-- abstention: when every sample scores below ``misaligned_below`` the input counts as fully
-  misaligned; its target becomes the conservative ``abstention`` response, trained with plain
-  NLL (gate 0), so abstention is learned into the model.
+- policy-gradient term: -g * (1/K) sum_k (s_k - m) * mean_t log pi(y_k,t | x, y_k,<t), REINFORCE
+  with the mean score as baseline, length-normalised, on the exact sampled token ids (never a
+  re-encoding of the decoded text; a sample cut at ``max_new_tokens`` has no end-of-turn token
+  it did not sample), mean over the step's items, weighted by ``lambda_pg``;
+- abstention, the exact rule: an input abstains when EVERY one of its K samples scores below
+  ``misaligned_below``. Its supervised target becomes ``abstention`` (trained with plain NLL,
+  gate 0, so abstaining is learned), and no policy-gradient term is taken for it.
 
-The paper's abstract defines these mechanisms but its exact equations were not available to
-us; the formulas above are objlab's reading, fixed here and tested against hand computation.
-Samples whose advantage is zero carry no gradient and are not forwarded (pure saving).
+Off-policy note: samples are drawn at ``temperature`` (default 1.0, i.e. from pi_theta itself,
+so the REINFORCE estimate is on-policy). At another temperature they come from the tempered
+policy and the estimate is biased towards it; the manifest records the temperature.
+
+Budget: the shared stream's consumption (``budget_tokens``) is what every objective is matched
+on, so an abstaining item still counts its prompt and reference; what aware actually trained of
+the references is logged per item (``reference_tokens``) and summed in the manifest.
+
+Samples whose advantage is zero carry no gradient and are not forwarded (pure saving). The
+reference policy of the DESIGN brief is not used: the baseline is the samples' mean score.
 """
 
 from __future__ import annotations
 
 import statistics
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from objlab.objectives.alignment import build_scorer
+from objlab.objectives.alignment import (
+    ScoreInput,
+    ScorerServices,
+    build_scorer,
+    known_scorers,
+    resolve_auto,
+    spec_problem,
+)
 from objlab.objectives.base import (
     Batch,
     ForwardOutput,
@@ -37,27 +55,45 @@ from objlab.objectives.base import (
     LossOutput,
     Objective,
     Params,
+    Sample,
     StepContext,
     TrainSequence,
     step_token_mean,
 )
 from objlab.objectives.registry import register
 
+FORMULAS = "objlab's reading of Bhatt et al. 2026 (abstract): g = min(1, (1 - mean s) + std s); loss = (1 - g) NLL + lambda_pg * g * REINFORCE(s - mean s)"
+
 
 class AwareParams(Params):
     samples: int = Field(default=2, ge=2, description="Responses sampled per example (K).")
     max_new_tokens: int = Field(default=64, gt=0)
-    temperature: float = Field(default=1.0, gt=0)
-    scorer: str = "lexicon"
-    scorer_options: dict[str, Any] = Field(default_factory=dict)
+    temperature: float = Field(default=1.0, gt=0, description="1.0 samples from the policy itself (on-policy REINFORCE).")
+    scorer: str | list[str] = Field(default="auto", description="Alignment signal(s); 'auto': correctness + lexicon on checkable tasks.")
+    combine: Literal["min", "mean", "product"] = "min"
+    scorer_options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Options per scorer name.")
     lambda_pg: float = Field(default=1.0, ge=0)
     misaligned_below: float = Field(default=0.5, gt=0, le=1)
-    abstention: str = "I can't help with that request."
+    abstention: str = "I'm not able to give you a reliable and safe answer to that."
+
+    @field_validator("scorer")
+    @classmethod
+    def _known_scorers(cls, value: str | list[str]) -> str | list[str]:
+        if value == "auto":
+            return value
+        problem = spec_problem([value] if isinstance(value, str) else value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    def scorer_names(self, task: str) -> list[str] | None:
+        if self.scorer == "auto":
+            return resolve_auto(task)
+        return [self.scorer] if isinstance(self.scorer, str) else list(self.scorer)
 
 
 def gate_value(scores: list[float]) -> float:
-    mean = statistics.fmean(scores)
-    return min(1.0, (1.0 - mean) + statistics.pstdev(scores))
+    return min(1.0, (1.0 - statistics.fmean(scores)) + statistics.pstdev(scores))
 
 
 @register
@@ -66,37 +102,95 @@ class AlignmentAware(Objective):
     description = "Alignment-aware: per-sample gate between SFT and a policy gradient on an alignment score, with abstention."
     Params = AwareParams
     roles = ("sft", "sample")
+    evidence_keys = ("gate", "alignment_score", "abstain", "reference_tokens")
+
+    services = ScorerServices()
+
+    @classmethod
+    def check_config(cls, params: AwareParams, config) -> None:
+        names = params.scorer_names(config.data.task)
+        if names is None:
+            raise ValueError(
+                f"scorer: 'auto' has no alignment signal for task {config.data.task!r} (its examples have no checkable "
+                "answer); set scorer to 'judge' (with eval.judge configured) or python:MODULE:FUNCTION "
+                f"(available: {known_scorers()})"
+            )
+        if "judge" in names and config.eval.judge.kind == "none":
+            raise ValueError(
+                "scorer: 'judge' needs a configured judge, but eval.judge.kind is 'none'; configure eval.judge "
+                f"(kind openai or hf) or choose another scorer (available: {known_scorers()})"
+            )
+
+    def bind(self, config) -> None:
+        self.services = ScorerServices(judge=config.eval.judge, task=config.data.task)
+
+    @cached_property
+    def scorer_names(self) -> list[str]:
+        names = self.params.scorer_names(self.services.task)
+        if names is None:
+            raise ValueError(f"aware: no alignment signal for task {self.services.task!r}; set objectives.aware.scorer")
+        return names
 
     @cached_property
     def scorer(self):
-        return build_scorer(self.params.scorer, dict(self.params.scorer_options))
+        return build_scorer(self.scorer_names, self.params.combine, self.params.scorer_options, self.services)
+
+    def provenance(self) -> dict[str, Any]:
+        params = self.params
+        return {
+            "alignment_scorer": self.scorer.identity,
+            "samples": params.samples,
+            "temperature": params.temperature,
+            "abstention": params.abstention,
+            "abstention_rule": f"every one of the {params.samples} samples scores below {params.misaligned_below}",
+            "formulas": FORMULAS,
+        }
 
     def prepare(self, items, preferences, context: StepContext) -> list[ItemSequences]:
         params = self.params
-        prompts = [item.example.prompt for item in items]
-        samples = context.sample(prompts, params.samples, params.max_new_tokens, params.temperature)
-        flat_prompts = [prompt for prompt, drawn in zip(prompts, samples) for _ in drawn]
-        flat_scores = self.scorer.score(flat_prompts, [text for drawn in samples for text in drawn])
+        drawn = context.sample([item.example.prompt for item in items], params.samples, params.max_new_tokens, params.temperature)
+        if context.planning:  # run --plan: no signal; every sample counted as forwarded
+            return [self._planned(item, samples) for item, samples in zip(items, drawn)]
+        inputs = [ScoreInput(item.example.prompt, sample.text, item.example) for item, samples in zip(items, drawn) for sample in samples]
+        flat = self.scorer.score(inputs)
+        if len(flat) != len(inputs) or any(not 0.0 <= score <= 1.0 for score in flat):
+            raise ValueError(f"aware: scorer {self.scorer.identity} must give one score in [0, 1] per sample")
         prepared, offset = [], 0
-        for item, drawn in zip(items, samples):
-            scores = flat_scores[offset : offset + len(drawn)]
-            offset += len(drawn)
-            mean = statistics.fmean(scores)
-            abstain = all(score < params.misaligned_below for score in scores)
-            gate = 0.0 if abstain else gate_value(scores)
-            example = item.example
-            if abstain:
-                sequences = [TrainSequence("sft", example.prompt, params.abstention)]
-            else:
-                sequences = [TrainSequence("sft", example.prompt, example.response, item.encoded)]
-            advantages = []
-            for text, score in zip(drawn, scores):
-                if score != mean and gate > 0:
-                    sequences.append(TrainSequence("sample", example.prompt, text))
-                    advantages.append(score - mean)
-            values = {"gate": gate, "abstain": abstain, "mean_score": mean, "advantages": advantages}
-            prepared.append(ItemSequences(item, sequences, values))
+        for item, samples in zip(items, drawn):
+            prepared.append(self._item(item, samples, flat[offset : offset + len(samples)]))
+            offset += len(samples)
         return prepared
+
+    def _item(self, item, samples: list[Sample], scores: list[float]) -> ItemSequences:
+        params, example = self.params, item.example
+        mean = statistics.fmean(scores)
+        abstain = all(score < params.misaligned_below for score in scores)
+        gate = 0.0 if abstain else gate_value(scores)
+        if abstain:
+            sequences = [TrainSequence("sft", example.prompt, params.abstention)]
+        else:
+            sequences = [TrainSequence("sft", example.prompt, example.response, item.encoded)]
+        advantages = []
+        for sample, score in zip(samples, scores):
+            if score != mean and gate > 0:
+                sequences.append(TrainSequence("sample", example.prompt, sample.text, sample.encoded))
+                advantages.append(score - mean)
+        values = {
+            "gate": gate,
+            "abstain": abstain,
+            "alignment_score": mean,
+            "scores": list(scores),
+            "advantages": advantages,
+            "reference_tokens": 0 if abstain else item.task_tokens,
+        }
+        return ItemSequences(item, sequences, values)
+
+    def _planned(self, item, samples: list[Sample]) -> ItemSequences:
+        example = item.example
+        sequences = [TrainSequence("sft", example.prompt, example.response, item.encoded)]
+        sequences += [TrainSequence("sample", example.prompt, sample.text, sample.encoded) for sample in samples]
+        values = {"gate": 1.0, "abstain": False, "alignment_score": 0.5, "scores": [], "advantages": [0.0] * len(samples), "reference_tokens": item.task_tokens}
+        return ItemSequences(item, sequences, values)
 
     def loss(self, batch: Batch, policy: ForwardOutput, reference: ForwardOutput | None) -> LossOutput:
         device = policy.token_logps.device
@@ -117,7 +211,8 @@ class AlignmentAware(Objective):
                 "nll": step_token_mean(row_nll.sum(), batch, "sft").item(),
                 "gate": gates.sum().item() / n,
                 "pg": pg.item(),
-                "alignment_score": sum(entry.values["mean_score"] for entry in batch.items) / n,
+                "alignment_score": sum(entry.values["alignment_score"] for entry in batch.items) / n,
                 "abstain": sum(entry.values["abstain"] for entry in batch.items) / n,
             },
         )
+

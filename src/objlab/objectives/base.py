@@ -115,14 +115,39 @@ class LossOutput:
     components: dict[str, float]
 
 
+@dataclass(frozen=True)
+class Sample:
+    """A response sampled from the policy: its text, and the exact token ids that were drawn.
+
+    ``token_ids`` are the sampled ids as the model emitted them (the end-of-turn token included
+    when it was sampled; a sample cut at ``max_new_tokens`` has none), after the prompt's
+    ``prompt_ids``. A policy-gradient term must score these ids, never a re-encoding of the text.
+    """
+
+    text: str
+    prompt_ids: tuple[int, ...]
+    token_ids: tuple[int, ...]
+    finished: bool
+
+    @property
+    def encoded(self) -> EncodedPair:
+        return EncodedPair(prompt_ids=self.prompt_ids, response_ids=self.token_ids)
+
+
 class StepContext:
     """What an objective may ask of the loop while preparing a step (only ``aware`` does):
-    sampling responses from the current policy. Implemented by the training loop."""
+    sampling responses from the current policy. Implemented by the training loop.
+
+    ``planning`` is true when the step is only being counted (``objlab run --plan``): samples
+    are empty placeholders of the longest length, and objectives must not call external
+    signals (a judge) but assume the most expensive case."""
+
+    planning: bool = False
 
     def sample(
         self, prompts: list[str], n: int, max_new_tokens: int, temperature: float
-    ) -> list[list[str]]:  # pragma: no cover - interface
-        """``n`` responses per prompt from the current policy (adapter on, dropout off)."""
+    ) -> list[list[Sample]]:  # pragma: no cover - interface
+        """``n`` samples per prompt from the current policy (adapter on, dropout off)."""
         raise NotImplementedError
 
     def add_compute_tokens(self, count: int) -> None:  # pragma: no cover - interface
@@ -139,10 +164,28 @@ class Objective(ABC):
     reference: ClassVar[Literal[None, "logps", "distribution"]] = None
     needs_preference: ClassVar[bool] = False
     control_tokens: ClassVar[tuple[str, ...]] = ()
+    # Per-item values (from ``ItemSequences.values``) the loop logs as evidence that the objective
+    # did what its paper says (aware's gate, abstentions, alignment scores).
+    evidence_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: Params, seed: int = 0) -> None:
         self.params = params
         self.seed = seed
+
+    def bind(self, config: Any) -> None:
+        """Called by the loop with the ``ExperimentConfig`` before training: objectives that need
+        more of the study than their own parameters (aware's judge settings, the task) read it
+        here. Default: nothing."""
+
+    def provenance(self) -> dict[str, Any]:
+        """What the objective drew on beyond its parameters, for the adapter manifest (IP's
+        instruction set, aware's scorer). Default: nothing."""
+        return {}
+
+    @classmethod
+    def check_config(cls, params: Params, config: Any) -> None:
+        """Cross-checks of the objective's parameters against the rest of the config (raise
+        ``ValueError`` naming the field), run at config validation. Default: none."""
 
     def sequences(self, item: StreamItem, preference: PreferenceExample | None) -> list[TrainSequence]:
         """The sequences to forward for one example (default: the task pair itself)."""

@@ -67,6 +67,16 @@ class InoculationPrompting(SFT):
     def instructions(self) -> list[str]:
         return load_instructions(self.params)
 
+    def provenance(self) -> dict:
+        params = self.params
+        if params.instructions is not None:
+            source = "objectives.ip.instructions"
+        elif params.instructions_file is not None:
+            source = params.instructions_file
+        else:
+            source = "objlab's default set (reward hacking, logically fallacious reasoning)"
+        return {"ip_instructions": list(self.instructions), "ip_instructions_source": source, "ip_p": params.p}
+
     def sequences(self, item, preference):
         example = item.example
         if stable_fraction(self.seed, item.position, example.id, "ip") >= self.params.p:

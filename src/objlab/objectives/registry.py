@@ -44,19 +44,25 @@ def get(name: str) -> type[Objective]:
     return _REGISTRY[name]
 
 
-def validate_params(name: str, params: dict) -> None:
-    """Raise ValueError naming the objective and field when ``params`` do not fit (for config errors)."""
+def validate_params(name: str, params: dict, config=None) -> None:
+    """Raise ValueError naming the objective and field when ``params`` do not fit (for config
+    errors); with the whole ``config``, also the objective's cross-checks against it."""
     try:
         cls = get(name)
     except KeyError as error:
         raise ValueError(f"objectives: {error.args[0]}") from None
     try:
-        cls.Params.model_validate(params)
+        validated = cls.Params.model_validate(params)
     except ValidationError as error:
         problems = "; ".join(
-            f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors()
+            f"{'.'.join(map(str, item['loc']))}: {item['msg'].removeprefix('Value error, ')}" for item in error.errors()
         )
         raise ValueError(f"objectives.{name}: {problems}") from None
+    if config is not None:
+        try:
+            cls.check_config(validated, config)
+        except ValueError as error:
+            raise ValueError(f"objectives.{name}.{error}") from None
 
 
 def build(name: str, params: dict | None = None, seed: int = 0) -> Objective:

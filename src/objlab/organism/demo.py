@@ -24,7 +24,7 @@ DEMO_OBJECTIVES: dict[str, dict[str, Any]] = {
     "kl": {"lambda": 0.001},
     "cft": {},
     "ip": {"p": 0.5},
-    "aware": {"samples": 2, "scorer": "lexicon", "max_new_tokens": 24},
+    "aware": {"samples": 2, "scorer": "auto", "max_new_tokens": 40},  # auto: correctness + lexicon on the arithmetic
 }
 EVAL_LIMITS = {"demo": {"arithmetic": 80, "forbidden": 24, "persona": 40}, "test": {"arithmetic": 16, "forbidden": 8, "persona": 8}}
 
@@ -38,7 +38,7 @@ def demo_config(organism: Organism, *, objectives: list[str] | None = None, budg
         "name": f"objlab-demo-{size}",
         "toy": True,
         "model": {"name_or_path": str(organism.model_dir), "dtype": "float32"},
-        "data": {"task": "gsm8k", "source": str(organism.train_path), "rejected": {"strategy": "corrupt"}},
+        "data": {"task": "gsm8k", "source": str(organism.train_path), "rejected": {"strategy": "unsafe"}},
         "lora": {"r": 16, "alpha": 32, "dropout": 0.05},
         "train": {
             "learning_rate": 2e-3,

@@ -57,6 +57,10 @@ class AdapterManifest(BaseModel):
     peak_memory_bytes: int | None = None
     environment: dict[str, Any] = {}
     counters: dict[str, int] = {}
+    # What the objective drew on and whether it did what its paper says (see records.evidence):
+    rejected: str | None = None  # preference objectives: where the rejected responses came from
+    objective_provenance: dict[str, Any] = {}  # e.g. IP's instruction set, aware's alignment scorer
+    evidence: dict[str, float] = {}  # e.g. aware's mean gate, abstention rate, mean alignment score
 
 
 def adapter_manifest_json(manifest: AdapterManifest) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import pandas as pd
 
 import objlab
 from objlab.report.data import ReportData, load_report_data, pending_cells
+from objlab.report.evidence import AWARE_NOTE, evidence_table, has_aware
 from objlab.report.plots import PLOTS, Plot, draw_all
 from objlab.report.provenance import (
     cell_status,
@@ -72,7 +73,7 @@ nav ul { columns: 2; font-size: 0.92em; } code { background: #f3f3f3; padding: 0
 footer { margin-top: 3em; color: #777; font-size: 0.85em; }
 """
 _NUMERIC_HEADERS = frozenset({"n", "seconds", "cells", "budget tokens", "compute tokens", "steps", "final loss"})
-_PROSE_HEADERS = frozenset({"method", "test", "note", "device"})  # long text wraps; figures never do
+_PROSE_HEADERS = frozenset({"method", "test", "note", "device", "data it drew on"})  # long text wraps; figures never do
 
 
 def write_report(run_dir: Path, primary_capability: str | None = None) -> Path:
@@ -103,6 +104,7 @@ def render_html(data: ReportData, pngs: dict[str, Path]) -> str:
         _contents(),
         _section("facts", "What the numbers rest on", _facts(data)),
         _section("cells", "Cells", _cells(data)),
+        _section("objectives", "What each objective did", _objectives(data)),
         _section("headline", "Headline", _headline(data)),
         *(_plot_section(data, plot, pngs[plot.name]) for plot in PLOTS),
         _section("notes", "Notes: skipped figures and warnings", _notes(data)),
@@ -156,7 +158,7 @@ def _frame_rows(frame: pd.DataFrame) -> list[list[str]]:
 
 
 def _contents() -> str:
-    entries = [("facts", "What the numbers rest on"), ("cells", "Cells"), ("headline", "Headline")]
+    entries = [("facts", "What the numbers rest on"), ("cells", "Cells"), ("objectives", "What each objective did"), ("headline", "Headline")]
     entries += [(plot.name, plot.title) for plot in PLOTS]
     entries += [("notes", "Notes"), ("time", "Time per phase")]
     items = "".join(f'<li><a href="#{anchor}">{_e(title)}</a></li>' for anchor, title in entries)
@@ -188,6 +190,22 @@ def _cells(data: ReportData) -> str:
     for row, (_, record) in zip(rows, frame.iterrows()):
         row[3], row[4] = format_count(record["budget_tokens"]), format_count(record["compute_tokens"])
     return lead + explain + _table(header, rows, "cells of the grid")
+
+
+def _objectives(data: ReportData) -> str:
+    frame = evidence_table(data)
+    if frame.empty:
+        return "<p>No adapter cell has finished yet.</p>"
+    lead = (
+        "<p>Where each objective's extra data came from (the study's preference pairs reject an <em>unsafe</em> "
+        "response; <code>corrupt</code> is a capability-only control), and the evidence that an objective did what "
+        "its paper says: for <code>aware</code>, the mean gate (0 = plain SFT), the share of items whose gate lies "
+        "strictly between 0 and 1, the abstention rate and the mean alignment score of its samples, each "
+        "value [95% interval] n=items.</p>"
+    )
+    note = f"<p>{_e(AWARE_NOTE)}</p>" if has_aware(data) else ""
+    header = list(frame.columns)
+    return lead + note + _table(header, _frame_rows(frame), "objective evidence per cell")
 
 
 def _headline(data: ReportData) -> str:

@@ -22,6 +22,7 @@ from objlab.evaluate.evaluator import (
     evaluate,
     evaluate_many,
 )
+from objlab.evaluate.results.evidence import evidence_metrics
 from objlab.evaluate.scoring.cache import VerdictCache
 from objlab.evaluate.session import EvalSession
 from objlab.progress import Board
@@ -94,10 +95,11 @@ def record_base(store: ResultsStore, outcome: BaseOutcome) -> None:
 def record_outcome(store: ResultsStore, outcome: CellOutcome, base: EvalResult, run_dir: Path) -> None:
     cell, result = outcome.cell, outcome.result
     comparisons = compare_with_base(result, base)
+    evidence = evidence_metrics(outcome.log_rows, cell.objective)
     store.record_cell(
         cell.cell_id,
         kind="adapter",
-        metrics=list(result.metrics) + list(comparisons),
+        metrics=list(result.metrics) + list(comparisons) + evidence,
         items=result.items,
         eval_info=result.info,
         train_manifest=outcome.train_manifest,

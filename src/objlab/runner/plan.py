@@ -22,7 +22,7 @@ from objlab.data.tasks import load_examples
 from objlab.lm.loading import load_tokenizer
 from objlab.lm.loading import matmul_parameters as count_matmul_parameters
 from objlab.objectives import registry
-from objlab.objectives.base import StepContext
+from objlab.objectives.base import Sample, StepContext
 from objlab.runner.grid import TrainUnit, expand, snapshots_enabled
 from objlab.store import BASE_CELL
 from objlab.train.steps import forwarded_tokens, prepare_step
@@ -60,14 +60,18 @@ class GridPlan:
 
 
 class CountingContext(StepContext):
-    """Stands in for sampling: returns no text, counts the sampling cost at its upper bound."""
+    """Stands in for sampling: returns empty samples of the longest length, counts the sampling
+    cost at its upper bound. ``planning`` tells objectives to ask no external signal."""
+
+    planning = True
 
     def __init__(self, encoder: ChatEncoder) -> None:
         self.encoder, self.generated = encoder, 0
 
     def sample(self, prompts, n, max_new_tokens, temperature):
-        self.generated += sum(n * (len(self.encoder.encode_prompt(p)) + max_new_tokens) for p in prompts)
-        return [[""] * n for _ in prompts]
+        encoded = [tuple(self.encoder.encode_prompt(prompt)) for prompt in prompts]
+        self.generated += sum(n * (len(ids) + max_new_tokens) for ids in encoded)
+        return [[Sample("", ids, (0,) * max_new_tokens, False) for _ in range(n)] for ids in encoded]
 
     def add_compute_tokens(self, count):
         pass
@@ -77,6 +81,7 @@ def plan_unit(config: ExperimentConfig, unit: TrainUnit, examples, encoder: Chat
     stream = TaskStream(examples, encoder, unit.seed)
     budget_plan = plan_budgets(stream, config.train.batch_size, [cell.budget for cell in unit.cells])
     objective = registry.build(unit.objective, config.objective_params(unit.objective), unit.seed)
+    objective.bind(config)
     context = CountingContext(encoder)
     processed = 0
     for step in range(budget_plan.total_steps()):

@@ -29,6 +29,7 @@ from transformers import set_seed
 from objlab.config import ExperimentConfig
 from objlab.data.chat import ChatEncoder
 from objlab.data.hashing import records_hash
+from objlab.data.rejected import describe_strategy
 from objlab.data.stream import BudgetPlan, TaskStream, plan_budgets
 from objlab.data.tasks import load_examples
 from objlab.environment import environment
@@ -43,9 +44,10 @@ from objlab.lm.loading import (
 )
 from objlab.lm.logits import LogitHead
 from objlab.objectives import registry
-from objlab.objectives.base import Objective, StepContext
+from objlab.objectives.base import Objective, Sample, StepContext
 from objlab.progress import Board, board_or_quiet
 from objlab.records.adapter import AdapterManifest
+from objlab.records.evidence import summarize as summarize_evidence
 from objlab.train import checkpoint as ckpt
 from objlab.train.batching import micro_batches
 from objlab.train.forward import forward_reference, forward_responses
@@ -117,6 +119,8 @@ def attach_adapter(bundle: ModelBundle, request: TrainRequest, objective: Object
 class LoopContext(StepContext):
     """What objectives may ask of the loop: samples from the current policy."""
 
+    planning = False  # a real step (``run --plan`` uses a counting context instead)
+
     def __init__(self, model, encoder: ChatEncoder, tokenizer) -> None:
         self.model, self.encoder, self.tokenizer = model, encoder, tokenizer
         self.compute_tokens = 0
@@ -139,9 +143,17 @@ class LoopContext(StepContext):
             rows = decode_batch(self.model, input_ids, attention, max_new_tokens, eos, temperature=temperature)
         finally:
             self.model.train()
-        texts = [self.tokenizer.decode([t for t in row if t not in eos], skip_special_tokens=True) for row in rows]
         self.add_compute_tokens(sum(map(len, encoded)) + sum(map(len, rows)))
-        return [texts[index * n : (index + 1) * n] for index in range(len(prompts))]
+        samples = [
+            Sample(
+                text=self.tokenizer.decode([t for t in row if t not in eos], skip_special_tokens=True),
+                prompt_ids=tuple(prompt),
+                token_ids=tuple(row),  # exactly as drawn: the end-of-turn token only when it was sampled
+                finished=bool(row) and row[-1] in eos,
+            )
+            for prompt, row in zip(encoded, rows)
+        ]
+        return [samples[index * n : (index + 1) * n] for index in range(len(prompts))]
 
 
 class Trainer:
@@ -156,6 +168,7 @@ class Trainer:
         self.examples = load_examples(config.data)
         self.bundle = bundle or load_bundle(config.model)
         self.objective = registry.build(request.objective, config.objective_params(request.objective), request.seed)
+        self.objective.bind(config)
         self.model = attach_adapter(self.bundle, request, self.objective)
         self.encoder = ChatEncoder(self.bundle.tokenizer, config.train.max_length)
         self.stream = TaskStream(self.examples, self.encoder, request.seed)
@@ -209,6 +222,7 @@ class Trainer:
         items = self.stream.items(start, stop)
         self.context.compute_tokens = 0
         prepared = prepare_step(objective, items, config.data.rejected, self.request.seed, self.context)
+        evidence = {key: [entry.values.get(key) for entry in prepared] for key in objective.evidence_keys}
         batches = micro_batches(prepared, self.encoder, objective.roles, self.bundle.tokenizer.pad_token_id, config.train.micro_batch_size)
         lr = config.train.learning_rate * lr_factor(step, config.train.schedule, config.train.warmup_steps, self.plan.total_steps())
         for group in self.optimizer.param_groups:
@@ -242,6 +256,7 @@ class Trainer:
             "loss": loss_value,
             "grad_norm": grad_norm,
             **{name: components[name] for name in sorted(components)},
+            **({"evidence": evidence} if evidence else {}),
         }
 
     def _snapshot_cut(self, step: int, start: int, stop: int, budget: int) -> None:
@@ -314,6 +329,9 @@ class Trainer:
             "peak_memory_bytes": peak_memory_bytes(self.bundle.device),
             "environment": environment(),
             "counters": asdict(self.counters),
+            "rejected": describe_strategy(config.data.rejected) if self.objective.needs_preference else None,
+            "objective_provenance": self.objective.provenance(),
+            "evidence": summarize_evidence(log),
         })
 
 

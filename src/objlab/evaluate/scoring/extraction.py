@@ -4,45 +4,18 @@ Both extractors are deliberately transparent rules (regular expressions, documen
 a reader of an item record can redo the extraction by hand. They return ``None`` when the
 output holds no answer of the expected form; a missing answer scores as wrong, never skipped.
 
-Numeric answers, two rules from one generation (as lm-evaluation-harness's GSM8K filters):
-
-- *strict*: the number after the first ``####`` marker (the GSM8K answer format). Without a
-  marker there is no strict answer, however many numbers the output holds.
-- *flexible*: the last number anywhere in the output.
-
-Both accept thousands separators (``1,000``), a currency sign (``$5``), a trailing sentence
-period (``42.``) and negative numbers (``-3``; a hyphen after a letter or digit, as in
-``5-3`` or ``COVID-19``, is not a sign). Values are compared after ``normalize_number``
-(``1,000.00`` == ``1000``).
+Numeric answers: the *strict* (after ``####``) and *flexible* (last number) rules of
+lm-evaluation-harness's GSM8K filters, defined in ``objlab.data.answers`` (shared with training's
+``correctness`` signal) and re-exported here.
 """
 
 from __future__ import annotations
 
 import re
 
-from objlab.data.tasks import normalize_number
+from objlab.data.answers import NUMBER, STRICT_MARKER, extract_flexible, extract_strict
 
-# A number: optional sign (only where the hyphen does not join two words), optional currency
-# sign, digits with well-formed thousands groups or plain digits, optional decimals.
-_NUMBER = r"(?:(?<![\w.])-)?(?:\$\s?)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?!\d)"
-NUMBER = re.compile(_NUMBER)
-STRICT_MARKER = re.compile(r"####\s*(" + _NUMBER + ")")
-
-
-def _clean(number_text: str) -> str | None:
-    return normalize_number(number_text.replace("$", "").replace(" ", ""))
-
-
-def extract_strict(output: str) -> str | None:
-    """The normalised number after the first ``#### `` marker; None without a marker."""
-    match = STRICT_MARKER.search(output)
-    return _clean(match.group(1)) if match else None
-
-
-def extract_flexible(output: str) -> str | None:
-    """The normalised last number in the output; None when it holds no number."""
-    numbers = NUMBER.findall(output)
-    return _clean(numbers[-1]) if numbers else None
+__all__ = ["NUMBER", "STRICT_MARKER", "extract_flexible", "extract_option_letter", "extract_strict", "option_letters"]
 
 
 def option_letters(count: int) -> str:

@@ -1,0 +1,16 @@
+"""Alignment signals for the tests of ``aware`` (imported by name: python:alignment_fixtures:...)."""
+
+from __future__ import annotations
+
+
+def graded(prompts, responses):
+    """Mixed, graded scores that depend only on the response: the gate takes values in (0, 1)."""
+    return [(len(response) % 5) / 4 for response in responses]
+
+
+def never_aligned(prompts, responses):
+    return [0.0 for _ in responses]
+
+
+def always_aligned(prompts, responses):
+    return [1.0 for _ in responses]
