@@ -7,7 +7,8 @@ objectives. The estimate therefore uses only ``status.json``'s finished phases:
 - training: seconds per task token, per objective (summed over that objective's finished
   training phases: ``sum(seconds) / sum(tokens)``); an objective not measured yet borrows the
   rate of all measured ones together (said so in the basis). A training phase that is running
-  extrapolates its own progress line instead: seconds per step so far times the steps left.
+  extrapolates its own progress line instead: seconds per step so far (up to the line's last
+  update) times the steps left, less the time since that update (at most one step's worth).
   A pending unit resumed from a checkpoint has only the tokens past the checkpoint left.
 - evaluation: seconds per evaluated cell (all finished evaluation phases), the base model's
   evaluation apart; a running evaluation counts its elapsed time as done.
@@ -94,8 +95,9 @@ def _training_left(unit: TrainUnit, untrained_budget: int, run_dir: Path, rates:
     phase = _running(running, unit.name, "train")
     line = next((line for line in phase.lines if line.total), None) if phase else None
     if line is not None and line.completed > line.first_completed:
-        per_step = (now - line.started_at).total_seconds() / (line.completed - line.first_completed)
-        return per_step * (line.total - line.completed), ""
+        per_step = (line.updated_at - line.started_at).total_seconds() / (line.completed - line.first_completed)
+        into_step = min((now - line.updated_at).total_seconds(), per_step)  # the step under way is at most done
+        return per_step * (line.total - line.completed) - into_step, ""
     progress = checkpoint_progress(unit.work_dir(run_dir))
     tokens_left = untrained_budget - (progress.budget_tokens if progress else 0)
     rate = rates.train.get(unit.objective, rates.train_overall)

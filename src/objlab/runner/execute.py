@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from objlab.config import ExperimentConfig
-from objlab.errors import StateError
+from objlab.errors import StateError, StoreBusy
 from objlab.evaluate.results.eval_result import EvalResult
 from objlab.faults import ENV as FAULTS_ENV
 from objlab.faults import parse_faults
@@ -100,18 +100,29 @@ class Recorder:
         self.line.advance(1, info="base model")
 
     def on_outcome(self, outcome: CellOutcome | CellFailure) -> None:
+        if isinstance(outcome, CellOutcome):
+            outcome = self._record(outcome)
         if isinstance(outcome, CellFailure):
             self._record_failure(outcome)
             if self.fail_fast:
                 raise GridStopped(f"--fail-fast: stopped at the first failure (recorded; `objlab run` again retries it):\n{_failure_text(outcome)}")
-            return
+
+    def _record(self, outcome: CellOutcome) -> CellFailure | None:
+        """Write a cell; a cell that cannot be written (a value the store refuses) is a failure
+        like any other. A store that stays busy stops the grid: nothing could be written."""
         cell = outcome.cell
-        with self.tracker.phase(cell.cell_id, "record", [cell.cell_id], cell.objective), self.store.open() as store:
-            if self.base is None:
-                self.base = stored_base(store)
-            record_outcome(store, outcome, self.base, self.summary.run_dir)
+        try:
+            with self.tracker.phase(cell.cell_id, "record", [cell.cell_id], cell.objective), self.store.open() as store:
+                if self.base is None:
+                    self.base = stored_base(store)
+                record_outcome(store, outcome, self.base, self.summary.run_dir)
+        except StoreBusy:
+            raise
+        except Exception as error:
+            return CellFailure.from_exception(cell.cell_id, cell.cell_id, "record", error)
         self.summary.cells_run.append(cell.cell_id)
         self.line.advance(1, info=cell.cell_id)
+        return None
 
 
 def run_grid(

@@ -4,7 +4,8 @@ The pipeline wraps each phase of a cell's life (a unit's training, a cell's eval
 recording) in ``tracker.phase(...)``; the tracker keeps the running phases, their progress
 lines (it observes the board) and the finished phases' timings, and rewrites
 ``RUN_DIR/status.json`` atomically (``objlab.records.run_status``). Phase boundaries are written
-at once; progress lines at most once a second, so a training loop is never slowed by it.
+at once; progress lines at most once a second (a timer writes the last one), so a training
+loop is never slowed by it.
 
 Ray workers run the same pipeline with ``NO_TRACKING``; the driver records each unit as one
 ``train+evaluate`` phase from submission to result.
@@ -79,16 +80,30 @@ class StatusTracker:
         self._current: str | None = None  # the phase that progress lines belong to (local runs)
         self._ignored: set[str] = set()
         self._last_write = 0.0
+        self._timer: threading.Timer | None = None
         self._counter = 0
         self._lock = threading.RLock()
         self._write()
 
     def _write(self, throttled: bool = False) -> None:
-        if throttled and time.monotonic() - self._last_write < LINE_WRITE_INTERVAL_S:
+        """Write now, or (``throttled``) at most once per interval: an update that comes too
+        soon is written by a timer at the interval's end, so the file is never left stale."""
+        wait = LINE_WRITE_INTERVAL_S - (time.monotonic() - self._last_write)
+        if throttled and wait > 0:
+            if self._timer is None:
+                self._timer = threading.Timer(wait, self._flush)
+                self._timer.daemon = True
+                self._timer.start()
             return
         self.status.updated_at = utc_now()
         write_status(self.run_dir, self.status)
         self._last_write = time.monotonic()
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._timer = None
+            if self.status.state == "running":
+                self._write()
 
     def begin(self, unit: str, phase: Phase, cells: list[str] = (), objective: str | None = None) -> str:
         with self._lock:
@@ -137,11 +152,12 @@ class StatusTracker:
                 return
             line = next((line for line in running.lines if line.description == description), None)
             now = utc_now()
-            if line is None:
+            new = line is None
+            if new:
                 line = ProgressLine(description=description, completed=completed, total=total, first_completed=first_completed, started_at=now, updated_at=now)
                 running.lines.append(line)
             line.completed, line.total, line.first_completed, line.updated_at = completed, total, first_completed, now
-            self._write(throttled=True)
+            self._write(throttled=not new)  # a new line shows at once; its progress once a second
 
     def line_closed(self, description: str) -> None:
         with self._lock:
@@ -151,6 +167,9 @@ class StatusTracker:
     def finish(self, state: str, message: str = "") -> None:
         """The grid ended: ``finished`` or ``stopped`` (with the error's one-line message)."""
         with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             self.status.state, self.status.message = state, message
             self.status.running = []
             self._write()
