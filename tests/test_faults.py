@@ -166,15 +166,22 @@ def uninterrupted(tmp_path_factory, tiny_model):
     return config, root / "out"
 
 
-@pytest.mark.parametrize("how", ["truncated", "flipped byte", "missing state", "unreadable record"])
-def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(how, uninterrupted, tmp_path, monkeypatch):
-    config, expected = uninterrupted
-    request = TrainRequest(config, "sft", 0, {1200: tmp_path / "out"}, tmp_path / "out")
+def crashed_after_step_4(config, out: Path, monkeypatch) -> TrainRequest:
+    """A training run stopped dead after step 4: checkpoints 2 and 3 are on disk, 3 published."""
+    request = TrainRequest(config, "sft", 0, {1200: out}, out)
     crash_after_step(monkeypatch, 4)
     with pytest.raises(Crash):
         train(request)
     monkeypatch.undo()
-    assert (tmp_path / "out" / "LATEST").read_text() == "checkpoint-0000003"
+    assert (out / "LATEST").read_text() == "checkpoint-0000003"
+    assert sorted(path.name for path in out.glob("checkpoint-*")) == ["checkpoint-0000002", "checkpoint-0000003"]
+    return request
+
+
+@pytest.mark.parametrize("how", ["truncated", "flipped byte", "missing state", "unreadable record"])
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(how, uninterrupted, tmp_path, monkeypatch):
+    config, expected = uninterrupted
+    request = crashed_after_step_4(config, tmp_path / "out", monkeypatch)
     damaged = damage(tmp_path / "out" / "checkpoint-0000003", how)
 
     board = RecordingBoard()
@@ -187,11 +194,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(how, uninter
 
 def test_no_intact_checkpoint_is_an_error_naming_every_file(uninterrupted, tmp_path, monkeypatch):
     config, _ = uninterrupted
-    request = TrainRequest(config, "sft", 0, {1200: tmp_path / "out"}, tmp_path / "out")
-    crash_after_step(monkeypatch, 4)
-    with pytest.raises(Crash):
-        train(request)
-    monkeypatch.undo()
+    request = crashed_after_step_4(config, tmp_path / "out", monkeypatch)
     first = damage(tmp_path / "out" / "checkpoint-0000003", "truncated")
     second = damage(tmp_path / "out" / "checkpoint-0000002", "unreadable record")
     with pytest.raises(StateError) as error:
@@ -273,3 +276,21 @@ def test_a_judge_down_longer_than_its_retries_fails_the_cell_and_the_rerun_asks_
 def _judge_calls(store, cell_id) -> int:
     (text,) = store.db.execute("SELECT eval_manifest FROM cells WHERE cell_id = ?", [cell_id]).fetchone()
     return json.loads(text)["judge_calls"]
+
+
+@pytest.mark.slow
+def test_killed_after_storing_verdicts_the_resumed_grid_asks_the_judge_nothing_twice(judge_server, tiny_model, tmp_path):
+    """``kill -9`` mid-evaluation, just after the first adapter cell's verdicts were stored."""
+    config_path = judged_grid(tmp_path, tiny_model, judge_server)
+    run_grid(load_config(config_path), tmp_path / "reference")
+    expected, asked = store_contents(tmp_path / "reference"), sorted(answered(judge_server))
+    judge_server.requests.clear()
+    judge_server.answered.clear()
+
+    killed = run_cli_grid(config_path, tmp_path / "run", "verdicts.stored=2")
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    before_resume = len(judge_server.answered)
+    resumed = run_grid(load_config(config_path), tmp_path / "run")
+    assert "sft/seed-0/budget-600" in resumed.cells_run and len(judge_server.answered) > before_resume
+    assert store_contents(tmp_path / "run") == expected
+    assert sorted(answered(judge_server)) == asked
