@@ -1,6 +1,6 @@
 """The results store: one DuckDB file per run directory, the single place a grid writes to.
 
-Schema (``SCHEMA_VERSION`` 1):
+Schema (``SCHEMA_VERSION`` 2; a schema-1 store is read as it is and upgraded by the next writer):
 
 - ``meta(key, value)``: schema version, the run's config (JSON) and its fingerprint.
 - ``cells(cell_id, kind, objective, seed, budget, mode, adapter_dir, budget_tokens,

@@ -99,9 +99,10 @@ def format_duration(seconds: float) -> str:
 
 def _state_line(view: GridView, now: datetime) -> str:
     status = view.status
-    if view.alive and view.holder is not None:
+    if view.alive:
         updated = f"; status updated {format_duration((now - status.updated_at).total_seconds())} ago" if status else ""
-        return f"{view.run_dir}: running ({view.holder.describe()}{updated})"
+        holder = view.holder.describe() if view.holder else "its lock file holds no readable record"
+        return f"{view.run_dir}: running ({holder}{updated})"
     if view.interrupted or (status is not None and status.state == "running"):
         return f"{view.run_dir}: not running: the last grid stopped without finishing (killed?); `objlab run` resumes it"
     if status is not None:
