@@ -83,3 +83,22 @@ def test_example_config_is_valid(tmp_path: Path):
 def test_fingerprint_changes_with_config():
     assert parse_config(MINIMAL).fingerprint() == parse_config(MINIMAL).fingerprint()
     assert parse_config(MINIMAL).fingerprint() != parse_config({**MINIMAL, "seeds": [1]}).fingerprint()
+
+
+@pytest.mark.parametrize(("evaluation", "message"), [
+    ({"judge": {"kind": "openai"}}, r"eval\.judge: model: required when kind is 'openai'"),
+    ({"judge": {"kind": "hf"}}, r"eval\.judge: model: required when kind is 'hf'"),
+    ({"judge": {"kind": "gpt"}}, r"eval\.judge\.kind: Input should be 'none', 'openai' or 'hf'"),
+    ({"judge": {"kind": "openai", "model": "m", "max_retries": -1}}, r"eval\.judge\.max_retries: Input should be greater than or equal to 0"),
+    ({"judge": {"kind": "openai", "model": "m", "timeout_s": 0}}, r"eval\.judge\.timeout_s: Input should be greater than 0"),
+    ({"judge": {"kind": "openai", "model": "m", "api_key": "sk-x"}}, r"eval\.judge\.api_key: unknown field"),
+    ({"jailbreak": {"prompts": "f.csv", "scorer": "judge"}}, r"eval: jailbreak\.scorer: 'judge' needs a judge, but judge\.kind is 'none'"),
+    ({"jailbreak": {"prompts": "f.csv", "scorer": "llm"}}, r"eval\.jailbreak\.scorer: Input should be 'auto', 'judge' or 'classifier'"),
+    ({"jailbreak": {"prompts": "f.csv", "translator": {"kind": "openai"}}}, r"eval\.jailbreak\.translator\.model: required field is missing"),
+    ({"jailbreak": {"scorer": "auto"}}, r"eval\.jailbreak\.prompts: required field is missing"),
+])
+def test_scorer_configs_are_checked_when_the_config_loads(evaluation, message):
+    """A judge or scorer misconfiguration is refused at load time, naming the field, rather than
+    when the first evaluation reaches it (possibly hours into a grid)."""
+    with pytest.raises(ConfigError, match=message):
+        parse_config({**MINIMAL, "eval": evaluation})

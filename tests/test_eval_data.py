@@ -82,3 +82,33 @@ def test_reference_rows(tmp_path):
     path.write_text(json.dumps({"question": "Why is the sky blue?", "reference": "Rayleigh scattering."}) + "\n" + json.dumps({"question": "q"}) + "\n")
     with pytest.raises(DataError, match=r"open\.jsonl:2: missing field 'reference'"):
         load_reference(str(path))
+
+
+def test_strongreject_file_problems_are_named(tmp_path):
+    """Every way a StrongREJECT file can be unusable is refused with its path (and line)."""
+    path = tmp_path / "forbidden.csv"
+    with pytest.raises(DataError, match=rf"{path}: data file not found"):
+        load_forbidden_prompts(str(path))
+    path.write_text(HEADER)
+    with pytest.raises(DataError, match=rf"{path}: holds no forbidden prompts"):
+        load_forbidden_prompts(str(path))
+    path.write_text("")
+    with pytest.raises(DataError, match=rf"{path}:1: empty CSV file \(expected a header row\)"):
+        load_forbidden_prompts(str(path))
+    path.write_bytes(HEADER.encode() + "placeholder,test,caf\xe9 request\n".encode("latin-1"))
+    with pytest.raises(DataError, match=rf"{path}: not UTF-8 text \(byte \d+: .*\); save the file as UTF-8"):
+        load_forbidden_prompts(str(path))
+    path.write_text(HEADER + "placeholder,test,fine\nplaceholder\n")
+    with pytest.raises(DataError, match=r"forbidden\.csv:3: fewer fields than the header's 3"):
+        load_forbidden_prompts(str(path))
+    xlsx = tmp_path / "forbidden.xlsx"
+    xlsx.write_bytes(b"PK\x03\x04")
+    with pytest.raises(DataError, match=r"forbidden\.xlsx: unsupported file type '\.xlsx' \(expected \.jsonl, \.json or \.csv\)"):
+        load_forbidden_prompts(str(xlsx))
+
+
+def test_strongreject_rows_in_jsonl_are_validated_the_same_way(tmp_path):
+    path = tmp_path / "forbidden.jsonl"
+    path.write_text(json.dumps({"category": "c", "source": "s", "forbidden_prompt": "ok"}) + "\n" + json.dumps({"category": "c", "source": "s", "forbidden_prompt": 7}) + "\n")
+    with pytest.raises(DataError, match=r"forbidden\.jsonl:2: field 'forbidden_prompt' must be a string, got int"):
+        load_forbidden_prompts(str(path))

@@ -27,6 +27,7 @@ class FakeOpenAI:
         self.failures = list(failures)  # HTTP status codes returned for the first requests
         self.delay_s = delay_s
         self.requests: list[dict] = []
+        self.answered: list[dict] = []  # the requests that got a reply (HTTP 200)
         self.authorizations: set[str] = set()
         self.in_flight = self.max_in_flight = 0
         self.lock = threading.Lock()
@@ -42,6 +43,8 @@ class FakeOpenAI:
                     fake.requests.append(body)
                     fake.authorizations.add(self.headers.get("Authorization", ""))
                     status = fake.failures.pop(0) if fake.failures else 200
+                    if status == 200:
+                        fake.answered.append(body)
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
                 time.sleep(fake.delay_s)

@@ -175,11 +175,14 @@ def run(
     plan: Annotated[bool, typer.Option("--plan", help="Print the cells, tokens, generations and a time estimate; run nothing.")] = False,
     ray: Annotated[Optional[str], typer.Option(help="Run cells as Ray tasks: a cluster address, or 'local'.")] = None,
     primary: Annotated[Optional[str], typer.Option(help="Capability metric for the frontier, e.g. 'accuracy_flexible:gsm8k'.")] = None,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failing cell (default: record it and go on).")] = False,
 ) -> None:
     """Train and evaluate every cell of the grid, store every number, write the report.
 
     Re-running on the same directory resumes: finished cells are kept, an interrupted training
-    run continues from its last checkpoint, new objectives/budgets/seeds run only their cells."""
+    run continues from its last checkpoint, failed cells are retried, new objectives/budgets/seeds
+    run only their cells. A failing cell is recorded and the grid goes on; the exit status is
+    then 1. `objlab status RUN_DIR` shows the progress from another terminal."""
     from objlab.config import load_config
     from objlab.progress import Board
 
@@ -198,9 +201,25 @@ def run(
     from objlab.runner.execute import run_grid
 
     with Board() as board:
-        summary = run_grid(experiment, run_dir, ray=ray, board=board)
+        summary = run_grid(experiment, run_dir, ray=ray, board=board, fail_fast=fail_fast)
     console.print(f"{run_dir}: {len(summary.cells_run)} cells run now, {summary.cells_total} in the grid, {summary.seconds:.0f} s")
     _finish_run(run_dir, primary)
+    if summary.cells_failed:
+        err_console.print(f"{len(summary.cells_failed)} cell(s) failed: {', '.join(summary.cells_failed)}; `objlab run` again retries them", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def status(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory of `objlab run` (running or not).")],
+    cells: Annotated[bool, typer.Option("--cells", help="Also list every cell with its state.")] = False,
+) -> None:
+    """Progress of a grid, also while it runs: finished, running (with its phase), pending and
+    failed cells; time per phase; the time left, estimated from this run's own rates; the last failure."""
+    from objlab.runner.status_view import grid_view, render_status
+
+    render_status(grid_view(run_dir), console, all_cells=cells)
 
 
 @app.command()
@@ -274,6 +293,9 @@ def demo(
         summary = run_grid(load_config(config_path), out, board=board)
     console.print(f"organism: {organism.root}\n{out}: {summary.cells_total} cells, {summary.seconds:.0f} s")
     _finish_run(out, None)
+    if summary.cells_failed:
+        err_console.print(f"{len(summary.cells_failed)} cell(s) failed: {', '.join(summary.cells_failed)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,3 +21,14 @@ class DataError(ObjlabError):
 
 class StateError(ObjlabError):
     """A run directory is in a state that the requested action cannot continue from."""
+
+
+class TrainingError(ObjlabError):
+    """Training cannot go on: the loss or the gradient norm stopped being a finite number.
+
+    Raised before the optimizer applies the step, so no checkpoint or adapter ever holds
+    parameters updated from a non-finite value; the message names the step and objective."""
+
+
+class StoreBusy(StateError):
+    """The results store stayed locked by another process for longer than the wait allowed."""

@@ -2,13 +2,16 @@
 
 One ``Board`` (a rich Progress) holds a line per running phase, so the grid's bar and the current
 cell's bar show together. Library functions take an optional board and fall back to a quiet one,
-so tests and library users get no output unless they ask for it.
+so tests and library users get no output unless they ask for it. An observer (``Board.observe``)
+sees every line move, displayed or not: the grid runner records them in ``status.json`` so that
+``objlab status`` can show the running cell's progress from another terminal.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+from typing import Protocol
 
 from rich.console import Console
 from rich.progress import (
@@ -21,19 +24,43 @@ from rich.progress import (
 )
 
 
+class LineObserver(Protocol):
+    def line_changed(self, description: str, completed: float, total: float | None, first_completed: float) -> None: ...
+
+    def line_closed(self, description: str) -> None: ...
+
+
 class Line:
-    def __init__(self, progress: Progress | None, task_id) -> None:
+    def __init__(
+        self, progress: Progress | None, task_id, description: str = "", total: float | None = None, observer: LineObserver | None = None
+    ) -> None:
         self._progress, self._task = progress, task_id
+        self.description, self.total, self._observer = description, total, observer
+        self.completed = self.first_completed = 0.0
+        self._advanced = False
+
+    def _notify(self) -> None:
+        if self._observer is not None:
+            self._observer.line_changed(self.description, self.completed, self.total, self.first_completed)
 
     def advance(self, amount: float = 1, **fields) -> None:
+        self.completed += amount
+        self._advanced = True
         if self._progress is not None:
             self._progress.update(self._task, advance=amount, **fields)
+        self._notify()
 
     def set(self, completed: float, **fields) -> None:
+        self.completed = completed
+        if not self._advanced:  # where a resumed phase starts: its rate counts from here
+            self.first_completed = completed
         if self._progress is not None:
             self._progress.update(self._task, completed=completed, **fields)
+        self._notify()
 
     def close(self) -> None:
+        if self._observer is not None:
+            self._observer.line_closed(self.description)
         if self._progress is None:
             return
         if not self._progress.console.is_terminal:
@@ -64,6 +91,11 @@ class Board:
             if enabled
             else None
         )
+        self.observer: LineObserver | None = None
+
+    def observe(self, observer: LineObserver | None) -> None:
+        """Report every line's progress to ``observer`` (lines created from now on)."""
+        self.observer = observer
 
     def __enter__(self) -> Board:
         if self._progress is not None:
@@ -75,9 +107,10 @@ class Board:
             self._progress.stop()
 
     def line(self, description: str, total: float | None) -> Line:
-        if self._progress is None:
-            return Line(None, None)
-        return Line(self._progress, self._progress.add_task(description, total=total, info=""))
+        task = None if self._progress is None else self._progress.add_task(description, total=total, info="")
+        line = Line(self._progress, task, description, total, self.observer)
+        line._notify()
+        return line
 
     def log(self, message: str) -> None:
         if self._progress is not None:

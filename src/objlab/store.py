@@ -1,6 +1,6 @@
 """The results store: one DuckDB file per run directory, the single place a grid writes to.
 
-Schema (``SCHEMA_VERSION`` 1):
+Schema (``SCHEMA_VERSION`` 2; a schema-1 store is read as it is and upgraded by the next writer):
 
 - ``meta(key, value)``: schema version, the run's config (JSON) and its fingerprint.
 - ``cells(cell_id, kind, objective, seed, budget, mode, adapter_dir, budget_tokens,
@@ -16,28 +16,45 @@ Schema (``SCHEMA_VERSION`` 1):
 - ``verdicts(key, verdict, created_at)``: judge verdicts and translations by content hash
   (``objlab.evaluate.scoring.cache.cache_key``), written as they arrive, so a resumed or extended grid
   never judges the same answer twice.
+- ``failures(cell_id, unit, phase, error_type, message, traceback, failed_at)``: every failed
+  attempt at a cell (schema 2). A failed cell has no ``cells`` row, so a re-run retries it;
+  its failure rows stay as history.
 
 A cell is recorded in one transaction (its metrics, items, log and finally its ``cells`` row):
 a crash leaves either the whole cell or nothing.
+
+Concurrency: DuckDB lets one process open the file to write, or any number to read, never both
+at once. The grid therefore opens the store only for the moment of each write and closes it
+again, and readers (``objlab results``, ``report``, ``status``) open it read-only for the moment
+of their read; ``open`` retries while the other side holds it, and past ``wait_s`` says in one
+line which process holds it (``StoreBusy``) instead of raising DuckDB's lock error.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import threading
+import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
-from objlab.errors import StateError
+from objlab.errors import StateError, StoreBusy
+from objlab.faults import fault_point
 from objlab.records.adapter import AdapterManifest, adapter_manifest_json
 from objlab.records.evaluation import EvalInfo, eval_info_json
+from objlab.records.failure import CellFailure
 from objlab.records.items import ItemRecord, MetricRow
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+READABLE_SCHEMAS = ("1", "2")  # schema 1 has no failures table: a writer adds it, readers see none
+READ_WAIT_S = 30.0  # readers wait this long for a write to finish (writes take well under a second)
+WRITE_WAIT_S = 600.0  # the grid waits this long for readers (a report reads for a few seconds)
 STORE_FILE = "results.duckdb"
 BASE_CELL = "base"
 
@@ -59,12 +76,25 @@ CREATE TABLE IF NOT EXISTS train_log (
     cell_id VARCHAR, step INTEGER, examples BIGINT, budget_tokens BIGINT, compute_tokens BIGINT,
     lr DOUBLE, loss DOUBLE, grad_norm DOUBLE, components JSON);
 CREATE TABLE IF NOT EXISTS verdicts (key VARCHAR PRIMARY KEY, verdict JSON, created_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS failures (
+    cell_id VARCHAR, unit VARCHAR, phase VARCHAR, error_type VARCHAR, message VARCHAR,
+    traceback VARCHAR, failed_at TIMESTAMP);
 """
+_FAILURE_COLUMNS = "cell_id, unit, phase, error_type, message, traceback, failed_at"
+_HOLDER = re.compile(r"Conflicting lock is held in (.+?) \(PID (\d+)\)")
 _LOG_FIELDS = ("step", "examples", "budget_tokens", "compute_tokens", "lr", "loss", "grad_norm")
 
 
 def _json(value) -> str:
     return json.dumps(value, sort_keys=True, default=str)
+
+
+def _lock_holder(message: str) -> str | None:
+    """``pid N (program)`` from DuckDB's lock error, or None when the error is not about a lock."""
+    if "Could not set lock" not in message:
+        return None
+    found = _HOLDER.search(message)
+    return f"pid {found.group(2)} ({found.group(1)})" if found else "another process"
 
 
 def _finite(value):
@@ -81,16 +111,55 @@ class ResultsStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = duckdb.connect(str(self.path), read_only=read_only)
         self._lock = threading.RLock()  # judges call the cache from a thread pool
+        found = self.meta("schema_version") if self._has_table("meta") else None
+        if found not in (None, *READABLE_SCHEMAS):
+            self.db.close()
+            raise StateError(f"{self.path}: results store schema {found}, this objlab reads {', '.join(READABLE_SCHEMAS)}")
         if not read_only:
-            self.db.execute(_TABLES)
-            self._set_default("schema_version", SCHEMA_VERSION)
-        found = self.meta("schema_version")
-        if found != SCHEMA_VERSION:
-            raise StateError(f"{self.path}: results store schema {found}, this objlab reads {SCHEMA_VERSION}")
+            self.db.execute(_TABLES)  # creates what a new store, or a schema-1 store, lacks
+            self.set_meta("schema_version", SCHEMA_VERSION)
 
     @classmethod
-    def in_run_dir(cls, run_dir: Path, read_only: bool = False) -> ResultsStore:
-        return cls(Path(run_dir) / STORE_FILE, read_only=read_only)
+    def open(
+        cls, path: Path, *, read_only: bool = False, wait_s: float | None = None, on_wait: Callable[[str], None] | None = None
+    ) -> ResultsStore:
+        """Open ``path``, retrying while another process holds DuckDB's lock on it.
+
+        ``wait_s`` defaults to ``READ_WAIT_S`` for readers and ``WRITE_WAIT_S`` for writers;
+        ``on_wait(holder)`` is called once when the first attempt finds the store busy. Past
+        the wait: ``StoreBusy`` naming the file and the process holding it. Any other failure
+        to open (not a DuckDB file, a damaged one) is a ``StateError`` naming the file."""
+        wait_s = (READ_WAIT_S if read_only else WRITE_WAIT_S) if wait_s is None else wait_s
+        deadline, delay, told = time.monotonic() + wait_s, 0.02, False
+        while True:
+            try:
+                return cls(path, read_only=read_only)
+            except duckdb.IOException as error:
+                holder = _lock_holder(str(error))
+                if holder is None:
+                    raise StateError(f"{path}: cannot open the results store: {error}") from None
+                if time.monotonic() >= deadline:
+                    raise StoreBusy(
+                        f"{path} is busy: {holder} has held it for more than {wait_s:g} s; try again in a moment"
+                    ) from None
+                if on_wait is not None and not told:
+                    on_wait(holder)
+                    told = True
+                time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
+                delay = min(delay * 2, 0.5)
+            except duckdb.Error as error:
+                raise StateError(f"{path}: cannot open the results store: {error}") from None
+
+    @classmethod
+    def in_run_dir(cls, run_dir: Path, read_only: bool = False, wait_s: float | None = None) -> ResultsStore:
+        path = Path(run_dir) / STORE_FILE
+        if read_only and not path.is_file():
+            raise StateError(f"{path}: no results store here (run `objlab run` first)")
+        return cls.open(path, read_only=read_only, wait_s=wait_s)
+
+    def _has_table(self, name: str) -> bool:
+        query = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
+        return self.db.execute(query, [name]).fetchone()[0] > 0
 
     def close(self) -> None:
         self.db.close()
@@ -176,6 +245,8 @@ class ResultsStore:
                     datetime.now(UTC).replace(tzinfo=None),
                 ],
             )
+            fault_point("store.cell.before_commit")
+        fault_point("store.cell.committed")
 
     def _insert_metrics(self, cell_id: str, metrics: list[MetricRow]) -> None:
         if metrics:
@@ -193,6 +264,27 @@ class ResultsStore:
         with self.transaction():
             self.db.execute("DELETE FROM metrics WHERE cell_id = ? AND comparison IS NOT NULL", [cell_id])
             self._insert_metrics(cell_id, rows)
+
+    # -- failures ----------------------------------------------------------------------------
+    def record_failure(self, failure: CellFailure) -> None:
+        """Store one failed attempt at a cell (the cell stays unfinished: a re-run retries it)."""
+        self.db.execute(
+            f"INSERT INTO failures ({_FAILURE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [failure.cell_id, failure.unit, failure.phase, failure.error_type, failure.message, failure.traceback, failure.failed_at],
+        )
+
+    def failures(self, open_only: bool = False) -> list[CellFailure]:
+        """Every recorded failure, oldest first; ``open_only``: the latest failure of each cell
+        that has not finished since (the cells a re-run will retry)."""
+        if not self._has_table("failures"):
+            return []
+        query = f"SELECT {_FAILURE_COLUMNS} FROM failures ORDER BY failed_at, rowid"
+        if open_only:
+            query = (
+                f"SELECT {_FAILURE_COLUMNS} FROM (SELECT *, row_number() OVER (PARTITION BY cell_id ORDER BY failed_at DESC, rowid DESC) AS r "
+                "FROM failures) WHERE r = 1 AND cell_id NOT IN (SELECT cell_id FROM cells) ORDER BY failed_at, cell_id"
+            )
+        return [CellFailure(*row) for row in self.db.execute(query).fetchall()]
 
     # -- reading -----------------------------------------------------------------------------
     def frame(self, sql: str, params: list | None = None):

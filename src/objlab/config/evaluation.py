@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DEFAULT_ATTACKS = ["none", "dan", "refusal_suppression", "roleplay", "wikipedia", "translation"]
 DEFAULT_TRAITS = ["machiavellianism", "narcissism", "psychopathy"]
@@ -97,6 +97,13 @@ class JudgeSettings(_Strict):
     timeout_s: float = Field(default=60.0, gt=0)
     backoff_s: float = Field(default=1.0, ge=0, description="First retry delay; doubles on each retry.")
 
+    @model_validator(mode="after")
+    def _model_named(self) -> JudgeSettings:
+        """A judge must name its model when there is one (checked at load, not hours into a grid)."""
+        if self.kind != "none" and not self.model:
+            raise ValueError(f"model: required when kind is {self.kind!r} (the judge model's name or path)")
+        return self
+
 
 class EvalSettings(_Strict):
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
@@ -104,6 +111,12 @@ class EvalSettings(_Strict):
     jailbreak: JailbreakSettings | None = None
     persona: PersonaSettings | None = None
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
+
+    @model_validator(mode="after")
+    def _judge_scorer_has_a_judge(self) -> EvalSettings:
+        if self.jailbreak is not None and self.jailbreak.scorer == "judge" and self.judge.kind == "none":
+            raise ValueError("jailbreak.scorer: 'judge' needs a judge, but judge.kind is 'none' (configure eval.judge, or use scorer auto or classifier)")
+        return self
 
     def resolve_paths(self, resolve: Callable[[str | None], str | None]) -> EvalSettings:
         """Apply ``resolve`` to every file path in the section (paths relative to the config file)."""

@@ -104,13 +104,13 @@ def read_rows(source: str, *, hf_config: str | None = None, split: str = "train"
     if not path.is_file():
         raise DataError(f"{source}: data file not found")
     suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".ndjson"):
-        return _read_jsonl(path)
-    if suffix == ".json":
-        return _read_json(path)
-    if suffix in (".csv", ".tsv"):
-        return _read_csv(path)
-    raise DataError(f"{source}: unsupported file type {suffix!r} (expected .jsonl, .json or .csv)")
+    readers = {".jsonl": _read_jsonl, ".ndjson": _read_jsonl, ".json": _read_json, ".csv": _read_csv, ".tsv": _read_csv}
+    if suffix not in readers:
+        raise DataError(f"{source}: unsupported file type {suffix!r} (expected .jsonl, .json or .csv)")
+    try:
+        return readers[suffix](path)
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save the file as UTF-8") from None
 
 
 def raise_row_errors(errors: Sequence[RowError], source: str) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from objlab.config import ExperimentConfig
 from objlab.config.evaluation import EvalSettings
 from objlab.errors import ConfigError
+from objlab.faults import fault_point
 from objlab.evaluate.axes.attacks import select_attacks
 from objlab.evaluate.axes.capability import run_capability
 from objlab.evaluate.axes.jailbreak import run_jailbreak
@@ -143,6 +144,7 @@ def evaluate_many(
                 outputs[name].metrics += output.metrics
                 outputs[name].items += output.items
             seconds[axis] = round(time.perf_counter() - started, 3)
+            fault_point("evaluate.axis")
         calls = {key: value - before[key] for key, value in _calls(ctx).items()}
     return [
         EvalResult(outputs[t.name].metrics, outputs[t.name].items, _info(config, ctx, t, seconds, calls, len(targets)))

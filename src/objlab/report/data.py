@@ -2,7 +2,8 @@
 
 The tables, plots and HTML all draw from one ``ReportData``: the run's config, the finished
 cells in reading order (base first, then objective in config order, seed, budget), the
-cells' own figures and their paired tests against the base model. Building it once keeps every
+cells' own figures and their paired tests against the base model, and the cells whose last
+attempt failed. Building it once keeps every
 view consistent: a plot and the table printed below it come from the very same rows.
 
 Metric names are treated generically (any capability metric gets its own line), except for
@@ -19,6 +20,7 @@ import pandas as pd
 
 from objlab.records.adapter import parse_manifest
 from objlab.records.evaluation import parse_eval_info
+from objlab.records.failure import CellFailure
 from objlab.store import BASE_CELL, ResultsStore
 
 PRIMARY_PREFERENCE = ("accuracy_flexible", "accuracy_strict", "accuracy", "rubric_score")
@@ -55,6 +57,7 @@ class ReportData:
     train_log: pd.DataFrame
     primary: Measure | None
     objectives: list[str] = field(default_factory=list)
+    failures: list[CellFailure] = field(default_factory=list)  # the latest of each cell not finished since
 
     @property
     def is_toy(self) -> bool:
@@ -180,7 +183,7 @@ def load_report_data(store: ResultsStore, primary_capability: str | None = None)
     config = json.loads(text) if text else {}
     cells, objectives = _ordered_cells(store, config)
     own, tests = _metric_frames(store, list(cells["cell_id"]))
-    data = ReportData(config, cells, own, tests, train_log_summary(store), None, objectives)
+    data = ReportData(config, cells, own, tests, train_log_summary(store), None, objectives, store.failures(open_only=True))
     data.primary = parse_primary(primary_capability, data.capability_measures())
     return data
 

@@ -6,7 +6,7 @@ offline. Every text that comes from the results store or the config (cell ids, n
 names) goes through ``html.escape``: a note can hold anything a judge or a dataset said.
 
 Order of the page: the toy banner (when the run is a toy's), what the numbers rest on
-(model, data, scorers, backend, devices), the cells and their mode (pending ones included),
+(model, data, scorers, backend, devices), the cells and their mode (pending and failed ones included),
 the headline table, each plot with the table of exactly the rows it draws, the notes on
 skipped figures and warnings, and the time per phase.
 """
@@ -58,6 +58,8 @@ h1 { margin-bottom: 0.1em; } h2 { margin-top: 2.2em; border-bottom: 1px solid #d
               font-weight: 600; padding: 0.9em 1.2em; margin: 1em 0; border-radius: 6px; }
 .pending { background: #eef4ff; border-left: 4px solid #4a78c2; padding: 0.5em 1em; }
 .missing { background: #f6f6f6; border-left: 4px solid #999; padding: 0.5em 1em; }
+.failed { background: #fdecea; border-left: 4px solid #c0392b; padding: 0.5em 1em; }
+pre { white-space: pre-wrap; font-size: 0.8em; background: #f6f6f6; padding: 0.5em; }
 table { border-collapse: collapse; font-size: 0.84em; margin: 0.6em 0 1em; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.55em; text-align: left; vertical-align: top; white-space: nowrap; }
 td.prose { white-space: normal; min-width: 11em; }
@@ -189,7 +191,23 @@ def _cells(data: ReportData) -> str:
     rows = _frame_rows(frame)
     for row, (_, record) in zip(rows, frame.iterrows()):
         row[3], row[4] = format_count(record["budget_tokens"]), format_count(record["compute_tokens"])
-    return lead + explain + _table(header, rows, "cells of the grid")
+    return lead + explain + _table(header, rows, "cells of the grid") + _failed(data)
+
+
+def _failed(data: ReportData) -> str:
+    """The cells whose last attempt failed: phase, error, time, and the traceback folded."""
+    if not data.failures:
+        return ""
+    rows = [[f.cell_id, f.phase, f.summary, f"{f.failed_at:%Y-%m-%d %H:%M:%S}"] for f in data.failures]
+    tracebacks = "".join(
+        f"<details><summary>traceback of {_e(f.cell_id)}</summary><pre>{_e(f.traceback or f.message)}</pre></details>"
+        for f in data.failures
+    )
+    return (
+        f'<p class="failed"><strong>{len(data.failures)} cell(s) failed</strong> (pending above; no figure of theirs is '
+        "shown; the next <code>objlab run</code> retries them):</p>"
+        + _table(["cell", "phase", "error", "failed at (UTC)"], rows, "failed cells") + tracebacks
+    )
 
 
 def _objectives(data: ReportData) -> str:

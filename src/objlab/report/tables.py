@@ -167,6 +167,11 @@ def render_headline(store: ResultsStore, console: Console, primary_capability: s
         table.add_row(*cells)
     console.print(table)
     console.print(LEGEND, style="dim")
+    failures = store.failures(open_only=True)
+    if failures:
+        console.print(f"{len(failures)} cell(s) failed, without figures; the next `objlab run` retries them:", style="bold red")
+        for failure in failures:
+            console.print(f"  {failure.cell_id} in {failure.phase}: {failure.summary}", highlight=False, soft_wrap=True)
 
 
 def measure_table(data: ReportData, measures: list[Measure]) -> pd.DataFrame:

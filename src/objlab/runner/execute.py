@@ -1,16 +1,21 @@
 """Running a grid: train and evaluate every unfinished cell, store every number, resume safely.
 
-This is the driver: it guards the config against the run directory, works out which cells are
-still to run, hands the units to an executor (``local``: one after another in this process;
-``ray_backend``: Ray tasks) and records every outcome the executor reports, through the one
-cell pipeline (``pipeline``). The driver alone writes the store. A finished cell is never run
-again; a killed run restarts from the last checkpoint of its unfinished unit and re-evaluates
-only cells whose results were not yet stored (judge verdicts are cached in the store, so none is
-asked twice).
+This is the driver: it takes the run directory's lock (one grid per directory), guards the
+config against the run directory, works out which cells are still to run, hands the units to
+an executor (``local``: one after another in this process; ``ray_backend``: Ray tasks) and
+records every outcome the executor reports, through the one cell pipeline (``pipeline``). The
+driver alone writes the store, opening it only for each write so that readers get in between.
+
+A finished cell is never run again; a killed run restarts from the last checkpoint of its
+unfinished unit and re-evaluates only cells whose results were not yet stored (judge verdicts
+are cached in the store, so none is asked twice). A failing cell is recorded as failed and the
+grid goes on (``fail_fast`` stops it instead); the next run retries it. The base model's
+evaluation is the exception: every cell is compared with it, so its failure stops the grid.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +23,12 @@ from pathlib import Path
 import yaml
 
 from objlab.config import ExperimentConfig
+from objlab.errors import StateError, StoreBusy
 from objlab.evaluate.results.eval_result import EvalResult
-from objlab.progress import Board, board_or_quiet
+from objlab.faults import ENV as FAULTS_ENV
+from objlab.faults import parse_faults
+from objlab.progress import Board, Line, board_or_quiet
+from objlab.records.failure import CellFailure
 from objlab.runner.grid import TrainUnit, expand, snapshots_enabled
 from objlab.runner.guard import guard_config
 from objlab.runner.local import run_local
@@ -30,7 +39,14 @@ from objlab.runner.pipeline import (
     record_outcome,
     stored_base,
 )
-from objlab.store import BASE_CELL, ResultsStore
+from objlab.runner.run_lock import RunLock
+from objlab.runner.run_store import RunStore
+from objlab.runner.status import StatusTracker
+from objlab.store import BASE_CELL
+
+
+class GridStopped(StateError):
+    """The grid stopped at a failure: ``--fail-fast``, or the base model's evaluation failed."""
 
 
 @dataclass
@@ -39,6 +55,7 @@ class GridSummary:
     status: str
     cells_total: int
     cells_run: list[str] = field(default_factory=list)
+    cells_failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -51,42 +68,109 @@ def write_config_copy(config: ExperimentConfig, run_dir: Path) -> None:
     target.write_text(yaml.safe_dump(config.model_dump(mode="json", by_alias=True), sort_keys=False))
 
 
-def run_grid(config: ExperimentConfig, run_dir: Path, *, ray: str | None = None, board: Board | None = None) -> GridSummary:
+def _failure_text(failure: CellFailure) -> str:
+    return f"{failure.cell_id} failed in {failure.phase}: {failure.error_type}: {failure.message}"
+
+
+class Recorder:
+    """The driver's end of the pipeline: writes each outcome or failure the moment it arrives."""
+
+    def __init__(self, store: RunStore, tracker: StatusTracker, summary: GridSummary, line: Line, board: Board, fail_fast: bool) -> None:
+        self.store, self.tracker, self.summary, self.line, self.board = store, tracker, summary, line, board
+        self.fail_fast = fail_fast
+        self.base: EvalResult | None = None
+
+    def _record_failure(self, failure: CellFailure) -> None:
+        with self.store.open() as store:
+            store.record_failure(failure)
+        self.summary.cells_failed.append(failure.cell_id)
+        self.board.log(f"{_failure_text(failure).splitlines()[0]} (recorded; the next `objlab run` retries it)")
+
+    def on_base(self, outcome: BaseOutcome | CellFailure) -> None:
+        if isinstance(outcome, CellFailure):
+            self._record_failure(outcome)
+            raise GridStopped(
+                f"the base model's evaluation failed, and every cell is compared with it, so the grid stops "
+                f"(the failure is recorded; `objlab run` again retries it):\n{outcome.error_type}: {outcome.message}"
+            )
+        with self.tracker.phase(BASE_CELL, "record", [BASE_CELL]), self.store.open() as store:
+            record_base(store, outcome)
+            self.base = stored_base(store)
+        self.summary.cells_run.append(BASE_CELL)
+        self.line.advance(1, info="base model")
+
+    def on_outcome(self, outcome: CellOutcome | CellFailure) -> None:
+        if isinstance(outcome, CellOutcome):
+            outcome = self._record(outcome)
+        if isinstance(outcome, CellFailure):
+            self._record_failure(outcome)
+            if self.fail_fast:
+                raise GridStopped(f"--fail-fast: stopped at the first failure (recorded; `objlab run` again retries it):\n{_failure_text(outcome)}")
+
+    def _record(self, outcome: CellOutcome) -> CellFailure | None:
+        """Write a cell; a cell that cannot be written (a value the store refuses) is a failure
+        like any other. A store that stays busy stops the grid: nothing could be written."""
+        cell = outcome.cell
+        try:
+            with self.tracker.phase(cell.cell_id, "record", [cell.cell_id], cell.objective), self.store.open() as store:
+                if self.base is None:
+                    self.base = stored_base(store)
+                record_outcome(store, outcome, self.base, self.summary.run_dir)
+        except StoreBusy:
+            raise
+        except Exception as error:
+            return CellFailure.from_exception(cell.cell_id, cell.cell_id, "record", error)
+        self.summary.cells_run.append(cell.cell_id)
+        self.line.advance(1, info=cell.cell_id)
+        return None
+
+
+def run_grid(
+    config: ExperimentConfig, run_dir: Path, *, ray: str | None = None, board: Board | None = None, fail_fast: bool = False
+) -> GridSummary:
     """Run (or resume, or extend) the grid of ``config`` in ``run_dir``."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
+    parse_faults(os.environ.get(FAULTS_ENV, ""))  # a malformed fault spec fails here, not mid-grid
     run_dir.mkdir(parents=True, exist_ok=True)
-    with ResultsStore.in_run_dir(run_dir) as store, board_or_quiet(board) as active:
-        status = guard_config(store, config, str(run_dir))
-        write_config_copy(config, run_dir)
-        finished = store.finished_cells()
-        units = pending_units(config, finished)
-        total = 1 + sum(len(unit.cells) for unit in expand(config))
-        summary = GridSummary(run_dir, status, total)
-        mode = "snapshots: one run per (objective, seed)" if snapshots_enabled(config) else "one run per cell"
-        active.log(f"{run_dir}: {status}; {total - len(finished)} of {total} cells to run ({mode})")
-        grid_line = active.line("grid", total)
-        grid_line.set(len(finished))
-        base: list[EvalResult] = [stored_base(store)] if BASE_CELL in finished else []
-
-        def on_base(outcome: BaseOutcome) -> None:
-            record_base(store, outcome)
-            base.append(stored_base(store))
-            summary.cells_run.append(BASE_CELL)
-            grid_line.advance(1, info="base model")
-
-        def on_outcome(outcome: CellOutcome) -> None:
-            record_outcome(store, outcome, base[0], run_dir)
-            summary.cells_run.append(outcome.cell.cell_id)
-            grid_line.advance(1, info=outcome.cell.cell_id)
-
-        base_pending = BASE_CELL not in finished
-        if ray:
-            from objlab.runner.ray_backend import run_on_ray
-
-            run_on_ray(config, run_dir, units, finished, base_pending, store, ray, active, on_base, on_outcome)
-        else:
-            run_local(config, run_dir, units, finished, base_pending, store, active, on_base, on_outcome)
-        grid_line.close()
+    with RunLock(run_dir) as lock, board_or_quiet(board) as active:
+        if lock.took_over is not None:
+            active.log(f"{run_dir}: the last `objlab run` here ({lock.took_over.describe()}) ended without releasing it; taking over")
+        tracker = StatusTracker(run_dir, "ray" if ray else "local", active.log)
+        active.observe(tracker)
+        try:
+            summary = _run(config, run_dir, ray, active, tracker, fail_fast)
+        except BaseException as error:
+            tracker.finish("stopped", (str(error) or type(error).__name__).splitlines()[0])
+            raise
+        finally:
+            active.observe(None)
+        failed = summary.cells_failed
+        tracker.finish("finished", f"{len(failed)} cell(s) failed: {', '.join(failed)}" if failed else "")
     summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _run(config: ExperimentConfig, run_dir: Path, ray: str | None, board: Board, tracker: StatusTracker, fail_fast: bool) -> GridSummary:
+    store = RunStore(run_dir, on_wait=lambda holder: board.log(f"{run_dir}: the results store is being read by {holder}; waiting"))
+    with store.open() as opened:
+        status = guard_config(opened, config, str(run_dir))
+        finished = opened.finished_cells()
+    write_config_copy(config, run_dir)
+    units = pending_units(config, finished)
+    total = 1 + sum(len(unit.cells) for unit in expand(config))
+    summary = GridSummary(run_dir, status, total)
+    mode = "snapshots: one run per (objective, seed)" if snapshots_enabled(config) else "one run per cell"
+    board.log(f"{run_dir}: {status}; {total - len(finished)} of {total} cells to run ({mode})")
+    grid_line = board.line("grid", total)
+    grid_line.set(len(finished))
+    recorder = Recorder(store, tracker, summary, grid_line, board, fail_fast)
+    base_pending = BASE_CELL not in finished
+    if ray:
+        from objlab.runner.ray_backend import run_on_ray
+
+        run_on_ray(config, run_dir, units, finished, base_pending, store, ray, board, recorder.on_base, recorder.on_outcome, tracker)
+    else:
+        run_local(config, run_dir, units, finished, base_pending, store, board, recorder.on_base, recorder.on_outcome, tracker)
+    grid_line.close()
     return summary

@@ -1,8 +1,8 @@
 """The local executor: the grid's units one after another in this process.
 
 One evaluation session (the base model loaded once) serves the base evaluation and every
-adapter; each outcome is recorded as soon as its unit is done, so a killed grid loses at most
-the unit that was running (and that one resumes from its last checkpoint).
+adapter; each cell is recorded (or its failure is) the moment it ends, so a killed grid loses
+at most the cell that was running (and its unit resumes from its last checkpoint).
 """
 
 from __future__ import annotations
@@ -14,13 +14,15 @@ from objlab.config import ExperimentConfig
 from objlab.evaluate.scoring.cache import VerdictCache
 from objlab.evaluate.session import EvalSession
 from objlab.progress import Board
+from objlab.records.failure import CellFailure
 from objlab.runner.grid import TrainUnit
 from objlab.runner.pipeline import (
     BaseOutcome,
-    CellOutcome,
+    Emit,
     evaluate_base,
     train_and_evaluate,
 )
+from objlab.runner.status import PhaseTracker
 
 
 def run_local(
@@ -31,12 +33,12 @@ def run_local(
     base_pending: bool,
     cache: VerdictCache,
     board: Board,
-    on_base: Callable[[BaseOutcome], None],
-    on_outcome: Callable[[CellOutcome], None],
+    on_base: Callable[[BaseOutcome | CellFailure], None],
+    on_outcome: Emit,
+    tracker: PhaseTracker,
 ) -> None:
     session = EvalSession(config)
     if base_pending:
-        on_base(evaluate_base(config, session, cache, board))
+        on_base(evaluate_base(config, session, cache, board, tracker))
     for unit in units:
-        for outcome in train_and_evaluate(config, unit, run_dir, finished, session, cache, board):
-            on_outcome(outcome)
+        train_and_evaluate(config, unit, run_dir, finished, session, cache, board, on_outcome, tracker)

@@ -1,7 +1,7 @@
 """The same grid as Ray tasks: one training unit per task (one GPU each by default).
 
 Workers train and evaluate; the driver alone writes the results store (DuckDB has one writer),
-recording each unit's cells as its task returns. The run directory must be on a filesystem
+recording each unit's cells (outcomes and failures) as its task returns. The run directory must be on a filesystem
 every worker sees (adapters and checkpoints are written there), as on any shared cluster
 volume; a task that dies is retried by Ray and resumes from its unit's last checkpoint.
 
@@ -18,9 +18,12 @@ from pathlib import Path
 from objlab.config import ExperimentConfig, parse_config
 from objlab.errors import ConfigError
 from objlab.progress import Board
+from objlab.records.failure import CellFailure
 from objlab.runner.grid import TrainUnit
-from objlab.runner.pipeline import BaseOutcome, CellOutcome
-from objlab.store import ResultsStore
+from objlab.runner.pipeline import BaseOutcome, Emit
+from objlab.runner.run_store import RunStore
+from objlab.runner.status import StatusTracker
+from objlab.store import BASE_CELL
 
 _SESSIONS: dict[str, object] = {}  # per worker process: the base model loaded once
 
@@ -84,7 +87,14 @@ def unit_task(config_data: dict, unit: TrainUnit, run_dir: str, skip: set[str], 
     from objlab.runner.pipeline import train_and_evaluate
 
     config = parse_config(config_data)
-    return train_and_evaluate(config, unit, Path(run_dir), skip, _session(config), BrokerCache(broker), Board(enabled=False))
+    ended: list = []
+    train_and_evaluate(config, unit, Path(run_dir), skip, _session(config), BrokerCache(broker), Board(enabled=False), ended.append)
+    return ended
+
+
+def _lost_task(unit: TrainUnit, finished: set[str], error: Exception) -> list[CellFailure]:
+    """A task that Ray could not finish (its worker died past the retries): its cells fail."""
+    return [CellFailure.from_exception(cell.cell_id, unit.name, "ray task", error) for cell in unit.cells if cell.cell_id not in finished]
 
 
 def run_on_ray(
@@ -93,14 +103,17 @@ def run_on_ray(
     units: list[TrainUnit],
     finished: set[str],
     base_pending: bool,
-    store: ResultsStore,
+    store: RunStore,
     address: str,
     board: Board,
-    on_base: Callable[[BaseOutcome], None],
-    on_outcome: Callable[[CellOutcome], None],
+    on_base: Callable[[BaseOutcome | CellFailure], None],
+    on_outcome: Emit,
+    tracker: StatusTracker,
 ) -> None:
     """Run the units as Ray tasks; outcomes come back to this (driver) process, which passes
-    them to ``on_base``/``on_outcome`` (they write the store) with the verdicts judged meanwhile."""
+    them to ``on_base``/``on_outcome`` (they write the store) with the verdicts judged meanwhile.
+    The status shows each submitted unit as one ``train+evaluate`` phase (the driver does not
+    see a worker's phases)."""
     try:
         import ray
     except ImportError:
@@ -116,16 +129,28 @@ def run_on_ray(
         store.put_many(ray.get(broker.take_new.remote()))
 
     if base_pending:
-        outcome = ray.get(ray.remote(base_task).options(**options).remote(config_data, broker))
+        key = tracker.begin(BASE_CELL, "evaluate base", [BASE_CELL])
+        try:
+            outcome = ray.get(ray.remote(base_task).options(**options).remote(config_data, broker))
+        except Exception as error:  # the task itself was lost (a worker that died, past the retries)
+            outcome = CellFailure.from_exception(BASE_CELL, BASE_CELL, "ray task", error)
+        tracker.end(key, ok=not isinstance(outcome, CellFailure))
         take_verdicts()
         on_base(outcome)
     remote_unit = ray.remote(unit_task).options(**options)
-    pending = {remote_unit.remote(config_data, unit, str(run_dir), set(finished), broker): unit for unit in units}
+    pending = {}
+    for unit in units:
+        cells = [cell.cell_id for cell in unit.cells if cell.cell_id not in finished]
+        pending[remote_unit.remote(config_data, unit, str(run_dir), set(finished), broker)] = (unit, tracker.begin(unit.name, "train+evaluate", cells, unit.objective))
     board.log(f"ray: {len(pending)} training units on {ray.cluster_resources().get('GPU', 0):g} GPUs / {ray.cluster_resources().get('CPU', 0):g} CPUs")
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
-        pending.pop(done[0])
-        outcomes = ray.get(done[0])
+        unit, key = pending.pop(done[0])
+        try:
+            ended = ray.get(done[0])
+        except Exception as error:
+            ended = _lost_task(unit, finished, error)
+        tracker.end(key, ok=not any(isinstance(item, CellFailure) for item in ended))
         take_verdicts()
-        for outcome in outcomes:
-            on_outcome(outcome)
+        for item in ended:
+            on_outcome(item)

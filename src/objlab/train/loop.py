@@ -33,7 +33,8 @@ from objlab.data.rejected import describe_strategy
 from objlab.data.stream import BudgetPlan, TaskStream, plan_budgets
 from objlab.data.tasks import load_examples
 from objlab.environment import environment
-from objlab.errors import StateError
+from objlab.errors import StateError, TrainingError
+from objlab.faults import fault_point
 from objlab.lm.adapters import causal_lm_of
 from objlab.lm.loading import (
     ModelBundle,
@@ -206,6 +207,7 @@ class Trainer:
                     self._snapshot_cut(step, start, plan.examples[budget], budget)
             self.log.append(self._step(step, start, stop))
             self._append_log_row(self.log[-1])
+            fault_point("train.step")
             for budget in plan.ends_at_step(step):
                 if not is_complete(request.outputs[budget]):
                     self._write_output(budget, self.log)
@@ -234,13 +236,16 @@ class Trainer:
             reference = forward_reference(self.model, batch, self.head, keep_hidden) if objective.reference else None
             policy = forward_responses(self.model, batch, self.head, keep_hidden)
             output = objective.loss(batch, policy, reference)
+            micro_loss = output.loss.item()
+            self._require_finite("loss", micro_loss, step)
             output.loss.backward()
-            loss_value += output.loss.item()
+            loss_value += micro_loss
             for name, value in output.components.items():
                 components[name] += value
             processed += batch.tokens * (2 if reference is not None else 1)
         max_norm = config.train.max_grad_norm if config.train.max_grad_norm is not None else math.inf
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.parameters, max_norm))
+        self._require_finite("gradient norm", grad_norm, step)
         self.optimizer.step()
         task_tokens = sum(item.task_tokens for item in items)
         counters = self.counters
@@ -259,6 +264,17 @@ class Trainer:
             **({"evidence": evidence} if evidence else {}),
         }
 
+    def _require_finite(self, what: str, value: float, step: int) -> None:
+        """Stop at once, before the update, when ``value`` is NaN or infinite: a diverged run
+        must not train on and report figures (no checkpoint or adapter holds the bad step)."""
+        if not math.isfinite(value):
+            request = self.request
+            raise TrainingError(
+                f"objective {request.objective!r} (seed {request.seed}): the {what} is {value} at step {step + 1}; "
+                f"training stopped before that update. Lower train.learning_rate or set train.max_grad_norm, "
+                f"or check the objective's parameters and the data."
+            )
+
     def _snapshot_cut(self, step: int, start: int, stop: int, budget: int) -> None:
         """Take the step cut at ``budget``'s last example, save it, and rewind."""
         saved = ckpt.capture(self.model, self.optimizer, self.counters)
@@ -270,19 +286,19 @@ class Trainer:
     def _resume(self) -> None:
         work_dir = self.request.work_dir
         work_dir.mkdir(parents=True, exist_ok=True)
-        found = ckpt.latest_checkpoint(work_dir)
+        found = ckpt.latest_intact(work_dir, on_skip=self.board.log)
         if found is None:
             self.log = []
             write_log(work_dir / FULL_LOG, [])
             return
-        identity = ckpt.checkpoint_identity(found)
+        identity = found.identity
         if identity != self.request.identity():
             changed = sorted(key for key in identity if identity[key] != self.request.identity().get(key))
             raise StateError(
                 f"{work_dir}: holds a checkpoint of a different run (differs in: {', '.join(changed)}); "
                 "use a new output directory or delete it"
             )
-        self.counters = ckpt.load_checkpoint(found, self.model, self.optimizer)
+        self.counters = ckpt.apply_checkpoint(found, self.model, self.optimizer)
         self.resumed_from_step = self.counters.step
         self.log = read_log(work_dir / FULL_LOG)[: self.counters.step]
         write_log(work_dir / FULL_LOG, self.log)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from objlab.faults import fault_point
 from objlab.records.adapter import (
     AdapterManifest,
     is_complete,
@@ -50,6 +51,7 @@ def write_adapter_output(directory: Path, model, log_rows: list[dict], manifest:
     model.save_pretrained(str(partial), save_embedding_layers=False)
     write_log(partial / TRAIN_LOG, log_rows)
     write_manifest(partial, manifest)
+    fault_point("train.output.written")
     if directory.exists():
         shutil.rmtree(directory)
     os.replace(partial, directory)

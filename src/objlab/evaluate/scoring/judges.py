@@ -27,6 +27,15 @@ from objlab.evaluate.scoring.rubrics import Rubric, RubricParseError
 
 TRANSLATION_VERSION = "translate-v1"
 TRANSLATION_MAX_TOKENS = 1024
+REQUEST_FAILED = "judge request failed"
+TRANSLATION_FAILED = "translation failed"
+
+
+def is_request_failure(error: str | None) -> bool:
+    """True for an item error that says a judge or translator request failed after its retries
+    (the endpoint was down, overloaded or erroring): unlike an unparseable verdict, which is the
+    judge's answer, asking again later can succeed, so the grid retries such a cell."""
+    return bool(error) and error.startswith((REQUEST_FAILED, TRANSLATION_FAILED))
 
 
 @dataclass(frozen=True)
@@ -89,7 +98,7 @@ class Judge:
         cached, replies = _cached_call(self.client, self.cache, keys, conversations, rubric.max_tokens)
         fresh: dict[str, Verdict] = {}
         for key, reply in replies.items():
-            fresh[key] = Verdict({}, None, "", f"judge request failed: {reply.error}") if reply.error else _parse(rubric, reply.text)
+            fresh[key] = Verdict({}, None, "", f"{REQUEST_FAILED}: {reply.error}") if reply.error else _parse(rubric, reply.text)
         self.cache.put_many({key: verdict.to_dict() for key, verdict in fresh.items() if verdict.ok})
         verdicts = []
         for key in keys:
@@ -124,7 +133,7 @@ class Translator:
                 out.append((cached[key]["text"], None))
             else:
                 reply = replies[key]
-                out.append((reply.text, None) if reply.error is None else (None, f"translation failed: {reply.error}"))
+                out.append((reply.text, None) if reply.error is None else (None, f"{TRANSLATION_FAILED}: {reply.error}"))
         return out
 
     def to_language(self, texts: list[str]) -> list[tuple[str | None, str | None]]:
