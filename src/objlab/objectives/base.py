@@ -50,10 +50,35 @@ class ItemSequences:
     values: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PackedRows:
+    """How the forward pass lays out a batch whose items' sequences share a token prefix (a
+    preference pair's prompt): one row per item, the shared prefix once, then each sequence's
+    remaining tokens as its own block (``lm.masks``). Built by ``train.batching``, read by
+    ``train.forward``; objectives never look at it -- they see sequences (``Batch`` rows).
+
+    ``head_sources`` are the (flattened row x column) positions whose hidden states reach the
+    output layer, each predicting ``head_targets``; a position shared by several sequences is
+    computed once. ``token_slots`` maps every trained token of every sequence (sequence-major,
+    the order an unpacked batch yields them in) to its head position, ``token_sequences`` to its
+    sequence (the ``Batch`` row)."""
+
+    input_ids: torch.Tensor  # [items, width]
+    position_ids: torch.Tensor  # [items, width]
+    blocks: torch.Tensor  # [items, width] lm.masks.SHARED, a sequence's block number (1, 2, ...), or lm.masks.PADDING
+    head_sources: torch.Tensor  # [U] long
+    head_targets: torch.Tensor  # [U] long
+    token_slots: torch.Tensor  # [M] long, into head_sources
+    token_sequences: torch.Tensor  # [M] long, Batch row of each trained token
+    tokens: int  # real (non-padding) tokens in the rows
+
+
 @dataclass
 class Batch:
-    """A padded (micro-)batch: every sequence of every item, role-major (all of the first role,
-    then all of the next), so chosen and rejected go through one concatenated forward pass."""
+    """A padded (micro-)batch: every sequence of every item, one row each, role-major (all of
+    the first role, then all of the next), so chosen and rejected go through one forward pass.
+    When ``packed`` is set, the forward runs the same sequences with shared prefixes computed
+    once (``PackedRows``); the rows here stay the sequences objectives index by role."""
 
     input_ids: torch.Tensor  # [rows, length]
     attention_mask: torch.Tensor  # [rows, length]
@@ -62,6 +87,7 @@ class Batch:
     items: list[ItemSequences]
     step_items: int
     step_response_tokens: dict[str, int]
+    packed: PackedRows | None = None
 
     @property
     def n_items(self) -> int:
@@ -69,7 +95,8 @@ class Batch:
 
     @property
     def tokens(self) -> int:
-        return int(self.attention_mask.sum())
+        """Tokens the forward pass processes (a shared prefix counts once)."""
+        return self.packed.tokens if self.packed is not None else int(self.attention_mask.sum())
 
 
 @dataclass

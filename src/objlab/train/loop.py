@@ -42,6 +42,7 @@ from objlab.lm.loading import (
     model_fingerprint,
 )
 from objlab.lm.logits import LogitHead
+from objlab.lm.masks import supports_block_mask
 from objlab.objectives import registry
 from objlab.objectives.base import Objective, StepContext
 from objlab.progress import Board, board_or_quiet
@@ -172,6 +173,9 @@ class Trainer:
             eps=train.adam_eps,
             weight_decay=train.weight_decay,
         )
+        # Sequences sharing a prefix (a preference pair's prompt) run packed, the prefix once,
+        # when the model's attention takes a block mask (train/batching.py, lm/masks.py).
+        self.share_prefixes = supports_block_mask(causal_lm_of(self.model))
         self.context = LoopContext(self.model, self.encoder, self.bundle.tokenizer)
         self.counters = ckpt.LoopCounters()
         self.log: list[dict] = []
@@ -209,7 +213,8 @@ class Trainer:
         items = self.stream.items(start, stop)
         self.context.compute_tokens = 0
         prepared = prepare_step(objective, items, config.data.rejected, self.request.seed, self.context)
-        batches = micro_batches(prepared, self.encoder, objective.roles, self.bundle.tokenizer.pad_token_id, config.train.micro_batch_size)
+        batches = micro_batches(prepared, self.encoder, objective.roles, self.bundle.tokenizer.pad_token_id,
+                                config.train.micro_batch_size, self.share_prefixes)
         lr = config.train.learning_rate * lr_factor(step, config.train.schedule, config.train.warmup_steps, self.plan.total_steps())
         for group in self.optimizer.param_groups:
             group["lr"] = lr
