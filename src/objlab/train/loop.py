@@ -127,17 +127,19 @@ class LoopContext(StepContext):
 
     @torch.no_grad()
     def sample(self, prompts, n, max_new_tokens, temperature):
-        """``n`` samples per prompt through objlab's decode loop (finished rows leave the batch;
-        draws from the global RNG, which checkpoints capture, so a resumed run samples the same)."""
+        """``n`` samples per prompt through objlab's decode loop: each prompt forwarded once and
+        its cache shared by its ``n`` samples, finished rows leave the batch; draws from the
+        global RNG, which checkpoints capture, so a resumed run samples the same. Compute
+        tokens count what was forwarded: each prompt once, every sampled token."""
         from objlab.lm.decode import decode_batch, eos_token_ids, left_padded
 
-        encoded = [self.encoder.encode_prompt(prompt) for prompt in prompts for _ in range(n)]
+        encoded = [self.encoder.encode_prompt(prompt) for prompt in prompts]
         device = next(self.model.parameters()).device
         input_ids, attention = left_padded(encoded, self.tokenizer.pad_token_id, device)
         eos = eos_token_ids(self.model, self.tokenizer)
         self.model.eval()
         try:
-            rows = decode_batch(self.model, input_ids, attention, max_new_tokens, eos, temperature=temperature)
+            rows = decode_batch(self.model, input_ids, attention, max_new_tokens, eos, repeats=n, temperature=temperature)
         finally:
             self.model.train()
         texts = [self.tokenizer.decode([t for t in row if t not in eos], skip_special_tokens=True) for row in rows]
