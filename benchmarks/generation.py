@@ -156,7 +156,7 @@ def persona_objlab_worker(spec: dict) -> dict:
 
     def score(chosen) -> list[tuple[float, float]]:
         encoder = ChatEncoder(tokenizer, 1024)
-        choices = [persona.encode_choice(encoder, item.question, item.matching, item.not_matching) for item in chosen]
+        choices = persona.encode_choices(encoder, [(item.question, item.matching, item.not_matching) for item in chosen])
         return persona.answer_logprobs(model, head, choices, tokenizer.pad_token_id, batch_size)
 
     score(items[:batch_size])  # warm-up batch

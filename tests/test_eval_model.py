@@ -136,6 +136,26 @@ def test_p_match_equals_full_logits_computation(session, adapters, tiny_model, w
     assert len(tokenizer("Yes, definitely", add_special_tokens=False)["input_ids"]) > 2  # a multi-token answer was scored
 
 
+def test_persona_prefix_sharing_changes_no_log_prob(session, adapters, monkeypatch):
+    """The prompt prefix all statements share (forwarded once, its cache continued by every
+    batch) and both answers packed after their prompt give what one row per answer gives (the
+    path for models that cannot take a block mask), and the prefix is really shared."""
+    from objlab.evaluate.axes import persona
+
+    items = load_persona(str(PERSONA / "narcissism.jsonl"), limit=5) + load_persona(str(PERSONA / "machiavellianism.jsonl"), limit=4)
+    rows = [(item.question, item.matching, item.not_matching) for item in items] + [("Is 7 odd?", "Yes, definitely", "No")]
+    choices = persona.encode_choices(session.encoder, rows)
+    assert choices == [encode_choice(session.encoder, *row) for row in rows]
+    assert len(persona._shared_prefix(choices[:-1])) > 5  # template opening + the fixed question
+    target = session.target(adapters[0])
+    with session.activated(target) as model:
+        shared = answer_logprobs(model, session.logit_head(), choices, session.tokenizer.pad_token_id, batch_size=4)
+        monkeypatch.setattr(persona, "supports_block_mask", lambda causal_lm: False)
+        alone = answer_logprobs(model, session.logit_head(), choices, session.tokenizer.pad_token_id, batch_size=4)
+    for ours, theirs in zip(shared, alone):
+        assert ours == pytest.approx(theirs, abs=1e-5)
+
+
 def test_least_recently_used_adapter_is_unloaded(tiny_model, adapters, tmp_path):
     from tiny import write_config
 

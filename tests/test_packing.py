@@ -12,9 +12,10 @@ from objlab.data.records import EncodedPair, Example, PreferenceExample, StreamI
 from objlab.lm.adapters import causal_lm_of
 from objlab.lm.logits import LogitHead
 from objlab.lm.masks import PADDING, SHARED, block_attention_mask, supports_block_mask
+from objlab.lm.packing import item_forward_tokens, pack_rows
 from objlab.objectives import registry
 from objlab.objectives.base import StepContext
-from objlab.train.batching import item_forward_tokens, micro_batches, pack_rows
+from objlab.train.batching import micro_batches
 from objlab.train.forward import forward_reference, forward_responses
 
 # Rejected responses that share a prefix with the chosen one of every length: most of the
@@ -162,9 +163,16 @@ def test_block_mask_by_hand():
 
 
 def test_which_models_take_a_block_mask():
-    from transformers import Gemma2Config, Gemma2ForCausalLM, LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+    from transformers import (
+        Gemma2Config,
+        Gemma2ForCausalLM,
+        LlamaConfig,
+        LlamaForCausalLM,
+        MistralConfig,
+        MistralForCausalLM,
+    )
 
-    small = dict(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=8)
+    small = {"vocab_size": 64, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8}
     assert supports_block_mask(LlamaForCausalLM(LlamaConfig(**small)))
     assert supports_block_mask(LlamaForCausalLM(LlamaConfig(**small, attn_implementation="eager")))
     assert not supports_block_mask(MistralForCausalLM(MistralConfig(**small, sliding_window=8)))

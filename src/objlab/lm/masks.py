@@ -41,14 +41,16 @@ def supports_block_mask(causal_lm) -> bool:
     return not getattr(config, "sliding_window", None) or getattr(config, "use_sliding_window", True) is False
 
 
-def block_attention_mask(blocks: torch.Tensor, dtype: torch.dtype, implementation: str) -> torch.Tensor:
+def block_attention_mask(blocks: torch.Tensor, dtype: torch.dtype, implementation: str, cached: int = 0) -> torch.Tensor:
     """The 4D mask of packed rows from their per-token block ids ([rows, length]).
 
     Token i attends to token j when j <= i (row order) and j is in the shared prefix or in i's
-    own block. Padding attends only to itself, so no softmax row is empty (an empty row would
-    give NaN, which would reach the gradients through the masked products). ``sdpa`` takes the
-    boolean mask (True = attend); ``eager`` adds the mask to the scores, so it gets 0 / the
-    dtype's minimum, as transformers builds its own masks.
+    own block; with ``cached`` positions of a KV cache before the rows (a prefix every row
+    continues), every real token also attends to all of those. Padding attends only to itself,
+    so no softmax row is empty (an empty row would give NaN, which would reach the gradients
+    through the masked products). ``sdpa`` takes the boolean mask (True = attend); ``eager``
+    adds the mask to the scores, so it gets 0 / the dtype's minimum, as transformers builds its
+    own masks.
     """
     length = blocks.shape[1]
     causal = torch.ones(length, length, dtype=torch.bool, device=blocks.device).tril()
@@ -56,6 +58,8 @@ def block_attention_mask(blocks: torch.Tensor, dtype: torch.dtype, implementatio
     visible = (key == SHARED) | (key == query)
     allowed = causal & visible & (query != PADDING) & (key != PADDING)
     allowed |= torch.eye(length, dtype=torch.bool, device=blocks.device) & (query == PADDING)
+    if cached:
+        allowed = torch.cat([(query != PADDING).expand(-1, -1, cached), allowed], dim=-1)
     allowed = allowed[:, None]
     if implementation == "sdpa":
         return allowed

@@ -22,6 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from objlab.data.records import EncodedPair, PreferenceExample, StreamItem
+from objlab.lm.packing import PackedRows
 
 
 class Params(BaseModel):
@@ -50,35 +51,13 @@ class ItemSequences:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class PackedRows:
-    """How the forward pass lays out a batch whose items' sequences share a token prefix (a
-    preference pair's prompt): one row per item, the shared prefix once, then each sequence's
-    remaining tokens as its own block (``lm.masks``). Built by ``train.batching``, read by
-    ``train.forward``; objectives never look at it -- they see sequences (``Batch`` rows).
-
-    ``head_sources`` are the (flattened row x column) positions whose hidden states reach the
-    output layer, each predicting ``head_targets``; a position shared by several sequences is
-    computed once. ``token_slots`` maps every trained token of every sequence (sequence-major,
-    the order an unpacked batch yields them in) to its head position, ``token_sequences`` to its
-    sequence (the ``Batch`` row)."""
-
-    input_ids: torch.Tensor  # [items, width]
-    position_ids: torch.Tensor  # [items, width]
-    blocks: torch.Tensor  # [items, width] lm.masks.SHARED, a sequence's block number (1, 2, ...), or lm.masks.PADDING
-    head_sources: torch.Tensor  # [U] long
-    head_targets: torch.Tensor  # [U] long
-    token_slots: torch.Tensor  # [M] long, into head_sources
-    token_sequences: torch.Tensor  # [M] long, Batch row of each trained token
-    tokens: int  # real (non-padding) tokens in the rows
-
-
 @dataclass
 class Batch:
     """A padded (micro-)batch: every sequence of every item, one row each, role-major (all of
     the first role, then all of the next), so chosen and rejected go through one forward pass.
     When ``packed`` is set, the forward runs the same sequences with shared prefixes computed
-    once (``PackedRows``); the rows here stay the sequences objectives index by role."""
+    once (``lm.packing``, chosen by ``train.batching``); the rows here stay the sequences
+    objectives index by role, and the log-probs they receive are the same."""
 
     input_ids: torch.Tensor  # [rows, length]
     attention_mask: torch.Tensor  # [rows, length]

@@ -1,7 +1,7 @@
 """Forward passes of the policy and of the reference (the same model, adapter disabled).
 
 A batch runs either as one row per sequence (2D padding mask) or, when ``train.batching``
-packed sequences that share a prefix, as one row per item under a block mask (``lm.masks``).
+packed sequences that share a prefix, as one row per item under a block mask (``lm.packing``).
 Either way the output is the same: log-probs of every sequence's response tokens, in sequence
 order, so objectives do not know which layout ran.
 """
@@ -12,8 +12,8 @@ import torch
 
 from objlab.lm.adapters import causal_lm_of, reference_disabled
 from objlab.lm.logits import LogitHead
-from objlab.lm.masks import block_attention_mask
-from objlab.objectives.base import Batch, ForwardOutput, PackedRows
+from objlab.lm.packing import packed_hidden
+from objlab.objectives.base import Batch, ForwardOutput
 
 
 def forward_responses(model, batch: Batch, head: LogitHead, keep_hidden: bool = False) -> ForwardOutput:
@@ -48,14 +48,9 @@ def forward_responses(model, batch: Batch, head: LogitHead, keep_hidden: bool = 
 def _forward_packed(model, batch: Batch, head: LogitHead, keep_hidden: bool) -> ForwardOutput:
     """The packed layout: one decoder pass over the items' rows, the output layer once per
     distinct (position, target), then every sequence's tokens gathered from those."""
-    packed: PackedRows = batch.packed
+    packed = batch.packed
     device = head.weight.device
-    causal_lm = causal_lm_of(model)
-    mask = block_attention_mask(packed.blocks.to(device), head.weight.dtype, causal_lm.config._attn_implementation)
-    hidden = causal_lm.get_decoder()(
-        input_ids=packed.input_ids.to(device), attention_mask=mask, position_ids=packed.position_ids.to(device), use_cache=False
-    ).last_hidden_state
-    sources = hidden.reshape(-1, hidden.shape[-1])[packed.head_sources.to(device)]
+    sources = packed_hidden(causal_lm_of(model), packed, device)
     slots = packed.token_slots.to(device)
     return ForwardOutput(
         token_logps=head.token_logps(sources, packed.head_targets.to(device))[slots],

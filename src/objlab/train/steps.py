@@ -13,8 +13,9 @@ from objlab.config import RejectedSettings
 from objlab.data.chat import ChatEncoder
 from objlab.data.records import StreamItem
 from objlab.data.rejected import make_preference
+from objlab.lm.packing import item_forward_tokens
 from objlab.objectives.base import ItemSequences, Objective, StepContext
-from objlab.train.batching import encode_items, item_forward_tokens
+from objlab.train.batching import encode_items
 
 
 def prepare_step(objective: Objective, items: list[StreamItem], rejected: RejectedSettings, seed: int, context: StepContext) -> list[ItemSequences]:
