@@ -72,7 +72,14 @@ CPU_REAL_OBJECTIVES = ["sft", "dpo", "orpo", "aware"]
 
 
 # -- the rows both sides train on ------------------------------------------------------------------
-def stream_rows(tokenizer, count: int, seed: int = 0) -> list[dict]:
+def rejected_settings(spec: dict):
+    """The rejected-response strategy both sides get: objlab's default unless ``--rejected``."""
+    from objlab.config import RejectedSettings
+
+    return RejectedSettings(strategy=spec["rejected"]) if spec.get("rejected") else RejectedSettings()
+
+
+def stream_rows(tokenizer, count: int, seed: int = 0, rejected=None) -> list[dict]:
     """The first ``count`` examples of objlab's seeded task stream over the first ``count`` GSM8K
     rows (exactly what objlab's loop consumes), with their task and rejected-response tokens."""
     from objlab.config import DataSettings, RejectedSettings
@@ -87,7 +94,7 @@ def stream_rows(tokenizer, count: int, seed: int = 0) -> list[dict]:
     rows = []
     for position in range(count):
         item = stream.item(position)
-        preference = make_preference(item.example, RejectedSettings(), seed)
+        preference = make_preference(item.example, rejected or RejectedSettings(), seed)
         rows.append(
             {
                 "prompt": item.example.prompt,
@@ -127,7 +134,8 @@ def objlab_trainer(spec: dict, model, tokenizer, count: int, budget: int):
         {
             "name": "benchmark",
             "model": {"name_or_path": spec["model_dir"], "dtype": spec["dtype"]},
-            "data": {"task": "gsm8k", "source": str(common.GSM8K), "limit": count},
+            "data": {"task": "gsm8k", "source": str(common.GSM8K), "limit": count,
+                     "rejected": rejected_settings(spec).model_dump(exclude_none=True)},
             "lora": common.LORA,
             "train": {"batch_size": spec["batch"], "learning_rate": LEARNING_RATE, "max_length": 1024},
             "objectives": {spec["objective"]: {}},
@@ -198,7 +206,7 @@ def objlab_worker(spec: dict) -> dict:
     tokenizer, memory = setup_worker(spec)
     device, warmup, steps = spec["device"], spec["warmup"], spec["steps"]
     count = spec["batch"] * (warmup + steps)
-    rows = stream_rows(tokenizer, count)
+    rows = stream_rows(tokenizer, count, rejected=rejected_settings(spec))
     memory.reset()
     model = common.build_model(spec["shape"], device, spec["dtype"], tokenizer=tokenizer)
     matmul = common.matmul_parameters(model)
@@ -338,7 +346,7 @@ def trl_worker(spec: dict) -> dict:
 
     tokenizer, memory = setup_worker(spec)
     device, objective, warmup, steps, batch = spec["device"], spec["objective"], spec["warmup"], spec["steps"], spec["batch"]
-    rows = stream_rows(tokenizer, batch * (warmup + steps))
+    rows = stream_rows(tokenizer, batch * (warmup + steps), rejected=rejected_settings(spec))
     memory.reset()
     model = common.build_model(spec["shape"], device, spec["dtype"], tokenizer=tokenizer)
     matmul = common.matmul_parameters(model)
@@ -414,7 +422,7 @@ def plan_specs(args) -> list[dict]:
     for name in args.shapes:
         shape = common.SHAPES[name]
         base = {"device": args.device, "dtype": common.default_dtype(args.device), "shape": name,
-                **run_sizes(args, shape), "model_dir": str(common.model_dir(name))}
+                **run_sizes(args, shape), "model_dir": str(common.model_dir(name)), "rejected": args.rejected}
         objectives = CPU_REAL_OBJECTIVES if not gpu and common.is_real_size(name) else OBJLAB_OBJECTIVES
         for objective in objectives:
             specs.append({**base, "side": "objlab", "objective": objective, "label": f"objlab:{objective}"})
@@ -541,7 +549,8 @@ def shape_notes(done: list[dict]) -> list[str]:
         notes.append(
             f"{shape} ({first['matmul_parameters'] / 1e6:.1f}M matmul parameters), {first['dtype']}, batch {first['batch']}, "
             f"{first['warmup']} warm-up step(s) excluded, {first['steps']} timed; "
-            f"{first['task_tokens_per_row']:.0f} task tokens per GSM8K row; peak memory: {first['memory_method']}."
+            f"{first['task_tokens_per_row']:.0f} task tokens per GSM8K row; rejected responses: {rejected_settings(first).strategy}; "
+            f"peak memory: {first['memory_method']}."
         )
         for objective in SHARED_WITH_TRL:
             mine = next((r for r in runs if r["side"] == "objlab" and r["objective"] == objective), None)
@@ -595,6 +604,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="batch size (default: the shape's: 4 / 16 / 8; 2 for qwen2.5-0.5b on CPU)")
     parser.add_argument("--warmup", type=int, default=None, help="warm-up steps excluded from timing (default 3; 1 for qwen2.5-0.5b on CPU)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default 20 on CPU, 10 on GPU; 3 for qwen2.5-0.5b on CPU)")
+    parser.add_argument("--rejected", default=None, choices=["corrupt", "trait"],
+                        help="rejected responses of DPO/ORPO/CFT, both sides (default: objlab's default, corrupt: the chosen response "
+                             "with its final number changed, so a pair shares most of its tokens; trait: a trait statement first, "
+                             "so a pair shares only its prompt)")
     parser.add_argument("--repeat", type=common.positive_int, default=1, help="run every configuration N times, in N rounds (interleaved), and report the median")
     args = parser.parse_args()
     args.shapes = common.shape_list(args.shape, args.device)

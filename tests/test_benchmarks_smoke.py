@@ -15,11 +15,11 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # as the scripts' subprocesses do
 
-import common  # noqa: E402
-import generation  # noqa: E402
-import grid_eval  # noqa: E402
-import train_vs_trl  # noqa: E402
-from tiny import requires_shared  # noqa: E402
+import common
+import generation
+import grid_eval
+import train_vs_trl
+from tiny import requires_shared
 
 SMALL = {"device": "cpu", "dtype": "float32", "shape": "llama-smoke"}
 

@@ -9,14 +9,21 @@ import torch
 
 from objlab.data.chat import ChatEncoder
 from objlab.data.records import EncodedPair, Example, PreferenceExample, StreamItem
+from objlab.data.stream import TaskStream, plan_budgets
+from objlab.data.tasks import load_examples
 from objlab.lm.adapters import causal_lm_of
+from objlab.lm.loading import load_tokenizer
 from objlab.lm.logits import LogitHead
 from objlab.lm.masks import PADDING, SHARED, block_attention_mask, supports_block_mask
 from objlab.lm.packing import item_forward_tokens, pack_rows
 from objlab.objectives import registry
 from objlab.objectives.base import StepContext
+from objlab.train import loop
 from objlab.train.batching import micro_batches
 from objlab.train.forward import forward_reference, forward_responses
+from objlab.train.loop import TrainRequest, train
+from objlab.train.outputs import read_log
+from objlab.train.steps import forwarded_tokens, prepare_step
 
 # Rejected responses that share a prefix with the chosen one of every length: most of the
 # response ("corrupt": the final number changed), none of it, all of it (the chosen response
@@ -197,3 +204,33 @@ def test_identical_pair_packs_to_one_sequence():
     packed = pack_rows([[pair, pair]], {(0, 0): 0, (0, 1): 1}, 0, "right")
     assert packed.tokens == 5 and packed.input_ids.tolist() == [[1, 2, 3, 4, 5]]
     assert packed.head_sources.tolist() == [2, 3] and packed.token_slots.tolist() == [0, 1, 0, 1]
+
+
+@pytest.mark.parametrize("objective", ["dpo", "orpo"])
+def test_loop_trains_packed_pairs_as_separate_forwards_and_counts_what_it_forwards(make_config, tmp_path, objective, monkeypatch):
+    """Through the training loop (LoRA dropout off, gradient checkpointing on in one run): the
+    packed pair gives the per-step losses of one row per sequence; the compute tokens count the
+    shared prefix once, as ``run --plan`` does (``forwarded_tokens``)."""
+    def run(name: str, **train_settings):
+        config = make_config(objectives=[objective], lora={"dropout": 0.0}, train={"batch_size": 4, "max_length": 256, **train_settings})
+        train(TrainRequest(config, objective, 0, {600: tmp_path / name}, tmp_path / name))
+        return config, read_log(tmp_path / name / "train_log.jsonl")
+
+    config, packed = run("packed", gradient_checkpointing=True)
+    monkeypatch.setattr(loop, "supports_block_mask", lambda causal_lm: False)
+    _, separate = run("separate")
+    assert len(packed) == len(separate) > 1
+    for ours, theirs in zip(packed, separate):
+        assert ours["loss"] == pytest.approx(theirs["loss"], rel=1e-4)
+        assert ours["budget_tokens"] == theirs["budget_tokens"]
+        assert ours["compute_tokens"] < theirs["compute_tokens"]
+
+    encoder = ChatEncoder(load_tokenizer(config.model), config.train.max_length)
+    stream = TaskStream(load_examples(config.data), encoder, 0)
+    plan = plan_budgets(stream, config.train.batch_size, [600])
+    built = registry.build(objective, config.objective_params(objective), 0)
+    forwarded = sum(
+        forwarded_tokens(built, prepare_step(built, stream.items(*plan.step_positions(step)), config.data.rejected, 0, None), encoder)
+        for step in range(plan.total_steps())
+    )
+    assert forwarded - packed[-1]["budget_tokens"] == packed[-1]["compute_tokens"]
