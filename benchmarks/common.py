@@ -96,8 +96,24 @@ SHAPES = {
 }
 
 
-def default_shape(device: str) -> str:
-    return "llama-tiny" if device == "cpu" else "qwen2.5-0.5b"
+def default_shapes(device: str) -> list[str]:
+    """CPU: the tiny reference shape and the real Qwen2.5-0.5B shape (a few steps, fp32: what a
+    user without a GPU runs); GPU: the Qwen2.5-0.5B shape (add ``--shape qwen2.5-7b``)."""
+    return ["llama-tiny", "qwen2.5-0.5b"] if device == "cpu" else ["qwen2.5-0.5b"]
+
+
+def shape_list(text: str | None, device: str) -> list[str]:
+    """``--shape`` (comma-separated names) or the device's default shapes; unknown names refused."""
+    names = [part.strip() for part in text.split(",") if part.strip()] if text else default_shapes(device)
+    unknown = [name for name in names if name not in SHAPES]
+    if unknown:
+        raise SystemExit(f"--shape: unknown shape(s) {', '.join(unknown)} (known: {', '.join(sorted(SHAPES))})")
+    return names
+
+
+def is_real_size(shape_name: str) -> bool:
+    """A public model architecture (the Qwen2.5 shapes), as opposed to the tiny test shapes."""
+    return SHAPES[shape_name].family == "qwen2"
 
 
 # -- tokenizer and model ----------------------------------------------------------------------------
@@ -497,7 +513,7 @@ def base_parser(description: str, device: bool = True, rates: bool = True) -> ar
     if device:
         parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu or cuda (default cpu)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes to check the script works (not figures)")
-    parser.add_argument("--only", default=None, help="comma-separated run labels (or prefixes) to run")
+    parser.add_argument("--only", default=None, help="comma-separated run labels (or prefixes; SHAPE/LABEL for one shape) to run")
     parser.add_argument("--json", dest="json_path", default=None, help="also write the table's rows as JSON here")
     if rates:
         parser.add_argument("--save-rates", default=None, metavar="PATH",
@@ -510,8 +526,13 @@ def base_parser(description: str, device: bool = True, rates: bool = True) -> ar
 
 
 def selected(specs: list[dict], only: str | None) -> list[dict]:
+    """The specs whose label (or ``shape/label``) starts with one of ``only``'s comma-separated parts."""
     if not only:
         return specs
     wanted = [part.strip() for part in only.split(",") if part.strip()]
-    return [spec for spec in specs if any(spec["label"] == w or spec["label"].startswith(w) for w in wanted)]
+
+    def names(spec: dict) -> list[str]:
+        return [spec["label"], f"{spec.get('shape')}/{spec['label']}"]
+
+    return [spec for spec in specs if any(name.startswith(w) for w in wanted for name in names(spec))]
 

@@ -4,8 +4,9 @@ Hugging Face paths.
 Compared, each configuration in its own subprocess, on the same model (same shape, same random
 weights) and the same inputs:
 
-- greedy decoding of N GSM8K prompts (512 on GPU, 64 on CPU; ``--prompts``) rendered with the
-  chat template, ``--new-tokens`` new tokens each (256 GPU, 32 CPU):
+- greedy decoding of N GSM8K prompts (512 on GPU, 64 on CPU, 16 for the Qwen2.5-0.5B shape on
+  CPU; ``--prompts``) rendered with the chat template, ``--new-tokens`` new tokens each (256 GPU,
+  32 CPU, 16 for the 0.5B shape on CPU):
   - Hugging Face ``generate``, batch 64, default dynamic cache, prompts in input order;
   - Hugging Face ``generate`` with ``cache_implementation="static"``, batch 64 (on a GPU
     transformers compiles the decoding step); every prompt is left-padded to the longest prompt's
@@ -13,7 +14,9 @@ weights) and the same inputs:
   - objlab's default backend (``EvalSession.generate``: ``hf`` on CPU, ``hf-static`` on GPU,
     ``vllm`` when installed), choosing its own batching (``batch_size: auto``).
   Tokens/s counts generated tokens up to the first end-of-sequence token (padding after it is
-  not counted), the same rule for all three, over the whole prompt set after one warm-up batch.
+  not counted), the same rule for all three, over the whole prompt set, after a warm-up on one
+  batch of every shape the timed run uses (so no compilation falls inside the window; objlab:
+  ``EvalSession.warm_up``).
 - persona scoring (P(match) needs log p of both answers of each statement): objlab's
   ``answer_logprobs`` (shared prompt, log-probs at answer positions only, batched) against a
   one-item-at-a-time loop that forwards prompt + answer for each answer with full logits.
@@ -33,6 +36,9 @@ import common
 from common import Column
 
 REFERENCE_BATCH = 64
+# The real-size shape on CPU (Qwen2.5-0.5B, fp32): a decoding step reads 2 GB of weights, so a
+# smaller set of prompts and statements.
+CPU_REAL_SIZE = {"prompts": 16, "new_tokens": 16, "items": 48}
 
 
 def setup_worker(spec: dict):
@@ -85,7 +91,8 @@ def hf_worker(spec: dict) -> dict:
         return sum(until_eos(row, eos) for row in out[:, width:].tolist())
 
     batches = [prompts[start : start + REFERENCE_BATCH] for start in range(0, len(prompts), REFERENCE_BATCH)]
-    run(batches[0])  # warm-up (compiles the static path on GPU)
+    for batch in {len(batch): batch for batch in batches}.values():  # warm-up: every shape the timed run uses (compiled on GPU)
+        run(batch)
     window = common.Window(device)
     window.start()
     tokens = sum(run(batch) for batch in batches)
@@ -125,7 +132,7 @@ def objlab_worker(spec: dict) -> dict:
         )
         session = EvalSession(config, common.bundle_for(model, tokenizer, device, Path(spec["model_dir"]), spec["dtype"]))
         requests = [GenerationRequest(tuple(ids), max_new_tokens=new_tokens) for ids in encoded_prompts(tokenizer, spec["prompts"])]
-        session.generate(requests[:REFERENCE_BATCH])  # warm-up batch
+        warmed = session.warm_up(requests)  # one batch of every shape the timed run uses (hf-static compiles them on GPU)
         sizes.clear()
         window = common.Window(device)
         window.start()
@@ -135,7 +142,7 @@ def objlab_worker(spec: dict) -> dict:
         generation.HFGenerator._generate_batch = original
     batching = f"{session.backend_name}, auto: {max(sizes) if sizes else '?'}" + (f" ({len(sizes)} batches)" if sizes else "")
     return {"setup_s": window.started - started, "window_s": window.seconds, "count": sum(o.new_tokens for o in outputs),
-            "unit": "tokens/s", "batching": batching, "batch_sizes": sizes, "backend": session.backend_name,
+            "unit": "tokens/s", "batching": batching, "batch_sizes": sizes, "backend": session.backend_name, "warm_up_batches": warmed,
             "peak_bytes": memory.peak_bytes(), "memory_method": memory.method, "environment": common.environment(device)}
 
 
@@ -156,7 +163,7 @@ def persona_objlab_worker(spec: dict) -> dict:
 
     def score(chosen) -> list[tuple[float, float]]:
         encoder = ChatEncoder(tokenizer, 1024)
-        choices = [persona.encode_choice(encoder, item.question, item.matching, item.not_matching) for item in chosen]
+        choices = persona.encode_choices(encoder, [(item.question, item.matching, item.not_matching) for item in chosen])
         return persona.answer_logprobs(model, head, choices, tokenizer.pad_token_id, batch_size)
 
     score(items[:batch_size])  # warm-up batch
@@ -227,30 +234,39 @@ def worker(spec: dict) -> dict:
 
 
 # -- the parent ---------------------------------------------------------------------------------------
-def plan_specs(args) -> list[dict]:
-    gpu = args.device != "cpu"
+def run_sizes(args, shape_name: str) -> dict:
+    """Prompts, new tokens and persona items for a shape: GPU 512 / 256 / 512, CPU 64 / 32 / 192,
+    the real-size shape on CPU ``CPU_REAL_SIZE``; ``--quick`` 8 / 4 / 12."""
     if args.quick:
-        prompts, new_tokens, items = 8, 4, 12
+        return {"prompts": 8, "new_tokens": 4, "items": 12}
+    if args.device != "cpu":
+        defaults = {"prompts": 512, "new_tokens": 256, "items": 512}
     else:
-        prompts = args.prompts or (512 if gpu else 64)
-        new_tokens = args.new_tokens or (256 if gpu else 32)
-        items = args.persona_items or (512 if gpu else 192)
-    base = {"device": args.device, "dtype": common.default_dtype(args.device), "shape": args.shape,
-            "model_dir": str(common.model_dir(args.shape)), "prompts": prompts, "new_tokens": new_tokens, "items": items}
-    return [{**base, "run": run, "label": run} for run in WORKERS]
+        defaults = CPU_REAL_SIZE if common.is_real_size(shape_name) else {"prompts": 64, "new_tokens": 32, "items": 192}
+    return {"prompts": args.prompts or defaults["prompts"], "new_tokens": args.new_tokens or defaults["new_tokens"],
+            "items": args.persona_items or defaults["items"]}
+
+
+def plan_specs(args) -> list[dict]:
+    specs = []
+    for shape in args.shapes:
+        base = {"device": args.device, "dtype": common.default_dtype(args.device), "shape": shape,
+                "model_dir": str(common.model_dir(shape)), **run_sizes(args, shape)}
+        specs += [{**base, "run": run, "label": run} for run in WORKERS]
+    return specs
 
 
 def table_rows(results: list[dict]) -> list[dict]:
     for result in results:
         if "error" not in result:
             result["rate"] = result["count"] / result["window_s"]
-    rate = {r["run"]: r.get("rate") for r in results}
-    peak = {r["run"]: r.get("peak_bytes") for r in results}
+    rate = {(r["shape"], r["run"]): r.get("rate") for r in results}
+    peak = {(r["shape"], r["run"]): r.get("peak_bytes") for r in results}
     rows = []
     for result in results:
         axis, name = DESCRIPTIONS[result["run"]]
-        mine = "objlab" if axis == "generation" else "persona-objlab"
-        row = {"axis": axis, "run": name}
+        mine = (result["shape"], "objlab" if axis == "generation" else "persona-objlab")
+        row = {"shape": result["shape"], "axis": axis, "run": name}
         if "error" in result:
             rows.append({**row, "rate": "FAILED"})
             continue
@@ -270,6 +286,7 @@ def table_rows(results: list[dict]) -> list[dict]:
 
 
 COLUMNS = [
+    Column("shape", "shape"),
     Column("axis", "task"),
     Column("run", "run"),
     Column("batching", "batch"),
@@ -283,29 +300,37 @@ COLUMNS = [
 
 
 def notes(results: list[dict], args) -> list[str]:
-    done = {r["run"]: r for r in results if "error" not in r}
     out = []
     if args.quick:
         out.append("QUICK RUN (8 prompts, 4 new tokens, 12 persona items): checks that the script works; not a figure.")
-    any_result = next(iter(done.values()), None)
-    if any_result:
-        out.append(f"{any_result['shape']}, {any_result['dtype']}; {any_result['prompts']} GSM8K prompts, greedy, "
-                   f"{any_result['new_tokens']} new tokens; {any_result['items']} persona statements; "
-                   f"peak memory: {any_result['memory_method']}.")
-    if "persona-loop" in done and "persona-objlab" in done:
-        differences = [abs(a - b) for x, y in zip(done["persona-loop"]["logprobs"], done["persona-objlab"]["logprobs"]) for a, b in zip(x, y)]
-        out.append(f"persona log-probs, objlab vs the loop: largest difference {max(differences):.2e}.")
+    for shape in dict.fromkeys(r["shape"] for r in results):
+        done = {r["run"]: r for r in results if "error" not in r and r["shape"] == shape}
+        any_result = next(iter(done.values()), None)
+        if any_result:
+            out.append(f"{shape}, {any_result['dtype']}; {any_result['prompts']} GSM8K prompts, greedy, "
+                       f"{any_result['new_tokens']} new tokens; {any_result['items']} persona statements; "
+                       f"peak memory: {any_result['memory_method']}.")
+        if "objlab" in done and "hf-dynamic" in done and "hf-static" in done:
+            out.append(f"{shape} generation: objlab {done['objlab']['rate'] / done['hf-dynamic']['rate']:.2f}x HF generate (dynamic), "
+                       f"{done['objlab']['rate'] / done['hf-static']['rate']:.2f}x static cache; each warmed up on every batch shape "
+                       f"of its timed run (objlab: {done['objlab'].get('warm_up_batches', '?')} batch(es)).")
+        if "persona-loop" in done and "persona-objlab" in done:
+            pairs = zip(done["persona-loop"]["logprobs"], done["persona-objlab"]["logprobs"])
+            differences = [abs(a - b) for x, y in pairs for a, b in zip(x, y)]
+            out.append(f"{shape} persona scoring: objlab {done['persona-objlab']['rate'] / done['persona-loop']['rate']:.1f}x the "
+                       f"one-at-a-time loop (goal 10x); log-probs, objlab vs the loop: largest difference {max(differences):.2e}.")
     return out
 
 
 def main() -> None:
     parser = common.base_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--shape", default=None, choices=sorted(common.SHAPES), help="model shape (default: llama-tiny on CPU, qwen2.5-0.5b on GPU)")
-    parser.add_argument("--prompts", type=int, default=None, help="GSM8K prompts to decode (default 64 CPU, 512 GPU)")
-    parser.add_argument("--new-tokens", type=int, default=None, help="new tokens per prompt (default 32 CPU, 256 GPU)")
-    parser.add_argument("--persona-items", type=int, default=None, help="persona statements to score (default 192 CPU, 512 GPU)")
+    parser.add_argument("--shape", default=None, help="model shape(s), comma-separated (default: llama-tiny,qwen2.5-0.5b on CPU, "
+                        f"qwen2.5-0.5b on GPU; known: {', '.join(sorted(common.SHAPES))})")
+    parser.add_argument("--prompts", type=int, default=None, help="GSM8K prompts to decode (default 64 CPU, 512 GPU, 16 qwen2.5-0.5b on CPU)")
+    parser.add_argument("--new-tokens", type=int, default=None, help="new tokens per prompt (default 32 CPU, 256 GPU, 16 qwen2.5-0.5b on CPU)")
+    parser.add_argument("--persona-items", type=int, default=None, help="persona statements to score (default 192 CPU, 512 GPU, 48 qwen2.5-0.5b on CPU)")
     args = parser.parse_args()
-    args.shape = args.shape or common.default_shape(args.device)
+    args.shapes = common.shape_list(args.shape, args.device)
     results = common.run_configs(__file__, common.selected(plan_specs(args), args.only), timeout=args.timeout, threads=args.threads)
     rows = table_rows(results)
     environment = next((r["environment"] for r in results if "environment" in r), {"device": args.device})
@@ -315,7 +340,7 @@ def main() -> None:
     meta = {"environment": environment, "args": vars(args), "runs": results}
     title = f"Evaluation: objlab vs Hugging Face generate on {environment['device']}"
     common.report(title, COLUMNS, rows, meta, args.json_path, lines)
-    done = {r["run"]: r for r in results if "error" not in r}
+    done = {r["run"]: r for r in results if "error" not in r and r["shape"] == args.shapes[0]}  # rates: the first shape's
     if args.save_rates and not args.quick and "objlab" in done and "persona-objlab" in done:
         common.save_rates(args.save_rates, environment["machine_kind"],
                           {"generate_tokens_per_s": done["objlab"]["rate"], "score_items_per_s": done["persona-objlab"]["rate"]})

@@ -12,8 +12,9 @@ and dtype:
 Why the comparison is fair:
 
 - Same model: built from the same config with the same seed (random weights: throughput depends
-  on the shape, not the weights). CPU: a 4-layer Llama, d=256, vocab 8k, fp32, batch 4. GPU: the
-  public Qwen2.5-0.5B / 7B architectures in bf16, batch 16 / 8.
+  on the shape, not the weights). CPU: a 4-layer Llama, d=256, vocab 8k, fp32, batch 4, and the
+  public Qwen2.5-0.5B architecture in fp32, batch 2, a few steps (what a user without a GPU
+  trains). GPU: the public Qwen2.5-0.5B / 7B architectures in bf16, batch 16 / 8.
 - Same rows in the same order: the first ``batch x (warm-up + timed)`` GSM8K rows in objlab's
   seeded stream order; TRL reads them with a sequential sampler. Preference rows (DPO, ORPO) get
   the rejected response objlab's default ``unsafe`` strategy makes, for both. TRL tokenises
@@ -24,7 +25,8 @@ Why the comparison is fair:
 - Tokens/s counts task tokens as objlab's budget does (prompt + reference response, no padding,
   rejected responses not counted), for both sides, from the same rows.
 - Only steady-state optimizer steps are timed: at least 3 warm-up steps are excluded, then 20
-  (CPU) / 10 (GPU) steps are timed with the device synchronised at both ends. objlab: its
+  (CPU) / 10 (GPU) steps are timed with the device synchronised at both ends (the 0.5B shape on
+  CPU: 1 warm-up step, 3 timed). objlab: its
   ``_step`` called in a loop; TRL: a ``TrainerCallback`` timestamps ``on_step_begin`` of the
   first timed step and ``on_step_end`` of the last, so TRL's set-up is excluded. Set-up
   (building the trainer, tokenising, warm-up steps) is its own column.
@@ -63,10 +65,21 @@ EXTRA_PASSES = {
     "aware": "+ K=2 sampled responses (64 tokens) per example",
 }
 LEARNING_RATE = 1e-4
+# The real-size shape on CPU (Qwen2.5-0.5B, fp32): a step takes tens of seconds on a few cores, so
+# a few timed steps of a small batch, for the objectives TRL also has and for aware's sampling.
+CPU_REAL_SIZE = {"batch": 2, "warmup": 1, "steps": 3}
+CPU_REAL_OBJECTIVES = ["sft", "dpo", "orpo", "aware"]
 
 
 # -- the rows both sides train on ------------------------------------------------------------------
-def stream_rows(tokenizer, count: int, seed: int = 0) -> list[dict]:
+def rejected_settings(spec: dict):
+    """The rejected-response strategy both sides get: objlab's default unless ``--rejected``."""
+    from objlab.config import RejectedSettings
+
+    return RejectedSettings(strategy=spec["rejected"]) if spec.get("rejected") else RejectedSettings()
+
+
+def stream_rows(tokenizer, count: int, seed: int = 0, rejected=None) -> list[dict]:
     """The first ``count`` examples of objlab's seeded task stream over the first ``count`` GSM8K
     rows (exactly what objlab's loop consumes), with their task and rejected-response tokens."""
     from objlab.config import DataSettings, RejectedSettings
@@ -81,7 +94,7 @@ def stream_rows(tokenizer, count: int, seed: int = 0) -> list[dict]:
     rows = []
     for position in range(count):
         item = stream.item(position)
-        preference = make_preference(item.example, RejectedSettings(), seed)
+        preference = make_preference(item.example, rejected or RejectedSettings(), seed)
         rows.append(
             {
                 "prompt": item.example.prompt,
@@ -121,7 +134,8 @@ def objlab_trainer(spec: dict, model, tokenizer, count: int, budget: int):
         {
             "name": "benchmark",
             "model": {"name_or_path": spec["model_dir"], "dtype": spec["dtype"]},
-            "data": {"task": "gsm8k", "source": str(common.GSM8K), "limit": count},
+            "data": {"task": "gsm8k", "source": str(common.GSM8K), "limit": count,
+                     "rejected": rejected_settings(spec).model_dump(exclude_none=True)},
             "lora": common.LORA,
             "train": {"batch_size": spec["batch"], "learning_rate": LEARNING_RATE, "max_length": 1024},
             "objectives": {spec["objective"]: {}},
@@ -192,7 +206,7 @@ def objlab_worker(spec: dict) -> dict:
     tokenizer, memory = setup_worker(spec)
     device, warmup, steps = spec["device"], spec["warmup"], spec["steps"]
     count = spec["batch"] * (warmup + steps)
-    rows = stream_rows(tokenizer, count)
+    rows = stream_rows(tokenizer, count, rejected=rejected_settings(spec))
     memory.reset()
     model = common.build_model(spec["shape"], device, spec["dtype"], tokenizer=tokenizer)
     matmul = common.matmul_parameters(model)
@@ -332,7 +346,7 @@ def trl_worker(spec: dict) -> dict:
 
     tokenizer, memory = setup_worker(spec)
     device, objective, warmup, steps, batch = spec["device"], spec["objective"], spec["warmup"], spec["steps"], spec["batch"]
-    rows = stream_rows(tokenizer, batch * (warmup + steps))
+    rows = stream_rows(tokenizer, batch * (warmup + steps), rejected=rejected_settings(spec))
     memory.reset()
     model = common.build_model(spec["shape"], device, spec["dtype"], tokenizer=tokenizer)
     matmul = common.matmul_parameters(model)
@@ -387,26 +401,35 @@ def worker(spec: dict) -> dict:
 
 
 # -- the parent: plan the runs, collect, print ------------------------------------------------------
-def plan_specs(args) -> list[dict]:
-    gpu = args.device != "cpu"
-    shape = common.SHAPES[args.shape]
-    warmup, steps = (1, 2) if args.quick else (args.warmup, args.steps or (10 if gpu else 20))
-    base = {
-        "device": args.device,
-        "dtype": common.default_dtype(args.device),
-        "shape": shape.name,
-        "batch": args.batch or shape.train_batch,
-        "warmup": warmup,
-        "steps": steps,
-        "model_dir": str(common.model_dir(shape.name)),
+def run_sizes(args, shape: common.Shape) -> dict:
+    """Batch, warm-up and timed steps for ``shape``: the shape's batch and 3 + 20 (CPU) / 10
+    (GPU) steps; the real-size shape on CPU a few steps (``CPU_REAL_SIZE``); ``--quick`` 1 + 2."""
+    real_cpu = args.device == "cpu" and common.is_real_size(shape.name)
+    if args.quick:
+        return {"batch": 1 if real_cpu else args.batch or shape.train_batch, "warmup": 1, "steps": 2}
+    defaults = CPU_REAL_SIZE if real_cpu else {"batch": shape.train_batch, "warmup": 3, "steps": 20 if args.device == "cpu" else 10}
+    return {
+        "batch": args.batch or defaults["batch"],
+        "warmup": defaults["warmup"] if args.warmup is None else args.warmup,
+        "steps": args.steps or defaults["steps"],
     }
-    specs = [{**base, "side": "peak", "label": "peak"}] if gpu else []
-    for objective in OBJLAB_OBJECTIVES:
-        specs.append({**base, "side": "objlab", "objective": objective, "label": f"objlab:{objective}"})
-        if objective in SHARED_WITH_TRL:
-            for checkpointing in ("default", "off"):
-                specs.append({**base, "side": "trl", "objective": objective, "checkpointing": checkpointing,
-                              "label": f"trl:{objective}:{checkpointing}"})
+
+
+def plan_specs(args) -> list[dict]:
+    """Every configuration for every shape in ``args.shapes``; on GPU first the matmul peak."""
+    gpu = args.device != "cpu"
+    specs = [{"device": args.device, "side": "peak", "label": "peak", "shape": args.shapes[0]}] if gpu else []
+    for name in args.shapes:
+        shape = common.SHAPES[name]
+        base = {"device": args.device, "dtype": common.default_dtype(args.device), "shape": name,
+                **run_sizes(args, shape), "model_dir": str(common.model_dir(name)), "rejected": args.rejected}
+        objectives = CPU_REAL_OBJECTIVES if not gpu and common.is_real_size(name) else OBJLAB_OBJECTIVES
+        for objective in objectives:
+            specs.append({**base, "side": "objlab", "objective": objective, "label": f"objlab:{objective}"})
+            if objective in SHARED_WITH_TRL:
+                for checkpointing in ("default", "off"):
+                    specs.append({**base, "side": "trl", "objective": objective, "checkpointing": checkpointing,
+                                  "label": f"trl:{objective}:{checkpointing}"})
     return specs
 
 
@@ -429,11 +452,12 @@ def table_rows(results: list[dict], peak_flops: float | None) -> list[dict]:
                 result["forward_only_tokens"] + result.get("sampled_tokens", 0)
             )
             result["mfu"] = flops / result["window_s"] / peak_flops
-    objlab = {r["objective"]: r for r in ok if r["side"] == "objlab" and "error" not in r}
-    sft = objlab.get("sft")
+    objlab = {(r["shape"], r["objective"]): r for r in ok if r["side"] == "objlab" and "error" not in r}
     rows = []
     for result in ok:
+        sft = objlab.get((result["shape"], "sft"))
         row = {
+            "shape": result["shape"],
             "objective": result["objective"].upper(),
             "run": describe(result),
             "checkpointing": None if "error" in result else ("on" if result["gradient_checkpointing"] else "off"),
@@ -441,7 +465,7 @@ def table_rows(results: list[dict], peak_flops: float | None) -> list[dict]:
         if "error" in result:
             rows.append({**row, "tokens_per_s": "FAILED"})
             continue
-        mine = objlab.get(result["objective"])
+        mine = objlab.get((result["shape"], result["objective"]))
         row.update(
             tokens_per_s=result["tokens_per_s"],
             peak_bytes=result["peak_bytes"],
@@ -491,6 +515,7 @@ def predicted_cost(result: dict, sft: dict) -> float | None:
 
 def columns(gpu: bool) -> list[Column]:
     cols = [
+        Column("shape", "shape"),
         Column("objective", "objective"),
         Column("run", "run"),
         Column("checkpointing", "grad. ckpt"),
@@ -505,8 +530,44 @@ def columns(gpu: bool) -> list[Column]:
         Column("overhead", "measured/passes", common.fmt_ratio),
     ]
     if gpu:
-        cols.insert(6, Column("mfu", "MFU", common.fmt_percent))
+        cols.insert(7, Column("mfu", "MFU", common.fmt_percent))
     return cols
+
+
+def forwarded_per_row(result: dict) -> float:
+    """Tokens a run forwarded with a backward pass per task row (a pair's shared prefix once for objlab)."""
+    return result["trained_tokens"] / (result["batch"] * result["steps"])
+
+
+def shape_notes(done: list[dict]) -> list[str]:
+    """Per shape: its size and run lengths, then objlab against TRL's fastest, and the tokens a
+    preference pair costs each side (objlab forwards the prefix the pair shares once)."""
+    notes = []
+    for shape in dict.fromkeys(r["shape"] for r in done):
+        runs = [r for r in done if r["shape"] == shape]
+        first = runs[0]
+        notes.append(
+            f"{shape} ({first['matmul_parameters'] / 1e6:.1f}M matmul parameters), {first['dtype']}, batch {first['batch']}, "
+            f"{first['warmup']} warm-up step(s) excluded, {first['steps']} timed; "
+            f"{first['task_tokens_per_row']:.0f} task tokens per GSM8K row; rejected responses: {rejected_settings(first).strategy}; "
+            f"peak memory: {first['memory_method']}."
+        )
+        for objective in SHARED_WITH_TRL:
+            mine = next((r for r in runs if r["side"] == "objlab" and r["objective"] == objective), None)
+            theirs = [r for r in runs if r["side"] == "trl" and r["objective"] == objective]
+            if mine and theirs:
+                best = max(theirs, key=lambda r: r["tokens_per_s"])
+                notes.append(
+                    f"{shape} {objective.upper()}: objlab {mine['tokens_per_s'] / best['tokens_per_s']:.2f}x TRL's fastest "
+                    f"({describe(best)}), peak memory {common.ratio(mine['peak_bytes'], best['peak_bytes']):.2f}x; "
+                    f"tokens forwarded per row: objlab {forwarded_per_row(mine):.0f}, TRL {forwarded_per_row(best):.0f}."
+                )
+        aware = next((r for r in runs if r["side"] == "objlab" and r["objective"] == "aware"), None)
+        if aware:
+            notes.append(f"{shape} AWARE: sampling (objlab's LoopContext.sample, the early-exit decode loop) took "
+                         f"{aware['sampling_s'] / aware['window_s']:.0%} of its timed steps "
+                         f"({aware['sampled_tokens'] / aware['steps']:.0f} sampled tokens per step).")
+    return notes
 
 
 def summary_notes(results: list[dict], rows: list[dict], args, peak_flops: float | None) -> list[str]:
@@ -514,54 +575,42 @@ def summary_notes(results: list[dict], rows: list[dict], args, peak_flops: float
     notes = []
     if args.quick:
         notes.append("QUICK RUN (1 warm-up, 2 timed steps): checks that the script works; not a figure.")
-    if done:
-        first = done[0]
-        notes.append(
-            f"{first['shape']} ({first['matmul_parameters'] / 1e6:.1f}M matmul parameters), {first['dtype']}, batch {first['batch']}, "
-            f"{first['warmup']} warm-up steps excluded, {first['steps']} timed; "
-            f"{first['task_tokens_per_row']:.0f} task tokens per GSM8K row; peak memory: {first['memory_method']}."
-        )
+    notes += shape_notes(done)
     if args.repeat > 1:
         spread = ", ".join(
-            f"{r['label']} {min(r['tokens_per_s_runs']):,.0f}-{max(r['tokens_per_s_runs']):,.0f}" for r in done if "tokens_per_s_runs" in r
+            f"{r['shape']}/{r['label']} {min(r['tokens_per_s_runs']):,.0f}-{max(r['tokens_per_s_runs']):,.0f}"
+            for r in done if "tokens_per_s_runs" in r
         )
         notes.append(f"median of {args.repeat} rounds (each configuration once per round, in turn); tokens/s range: {spread}.")
-    for objective in SHARED_WITH_TRL:
-        mine = next((r for r in done if r["side"] == "objlab" and r["objective"] == objective), None)
-        theirs = [r for r in done if r["side"] == "trl" and r["objective"] == objective]
-        if mine and theirs:
-            best = max(theirs, key=lambda r: r["tokens_per_s"])
-            notes.append(
-                f"{objective.upper()}: objlab {mine['tokens_per_s'] / best['tokens_per_s']:.2f}x TRL's fastest ({describe(best)}), "
-                f"peak memory {common.ratio(mine['peak_bytes'], best['peak_bytes']):.2f}x."
-            )
     for result in done:
         if result["side"] == "trl" and not result["tokenisation_matches"]:
-            notes.append(f"{describe(result)} tokenises {result['their_extra_tokens_per_row']:+.1f} tokens per row against objlab's "
-                         "task tokens (ORPO: its own end-of-sequence token after the template's); tokens/s counts objlab's task tokens.")
+            notes.append(f"{result['shape']} {describe(result)} tokenises {result['their_extra_tokens_per_row']:+.1f} tokens per row "
+                         "against objlab's task tokens (ORPO: its own end-of-sequence token after the template's); tokens/s counts "
+                         "objlab's task tokens.")
     if peak_flops:
         notes.append(f"bf16 matmul peak measured in this run: {peak_flops / 1e12:.0f} TFLOP/s.")
     if any(r["side"] == "objlab" and r["objective"] == "sft" for r in done):
-        notes.append("cost vs objlab SFT: seconds per task token relative to objlab SFT; cost of its passes: the same predicted from "
-                     "its trained tokens at SFT's per-token step cost and its forward-only tokens (reference forwards, sampled "
-                     "prompts + responses) at the measured cost of a batched no-grad forward; measured/passes: the overhead beyond "
-                     "its passes (goal <= 1.2).")
-    aware = next((r for r in done if r["side"] == "objlab" and r["objective"] == "aware"), None)
-    if aware:
-        notes.append(f"AWARE: sampling (objlab's LoopContext.sample, the early-exit decode loop) took {aware['sampling_s'] / aware['window_s']:.0%} "
-                     f"of its timed steps ({aware['sampled_tokens'] / aware['steps']:.0f} sampled tokens per step).")
+        notes.append("cost vs objlab SFT: seconds per task token relative to objlab SFT (same shape); cost of its passes: the same "
+                     "predicted from the tokens it forwards with a backward pass at SFT's per-token step cost and those it forwards "
+                     "without one (reference forwards, sampled prompts + responses) at the measured cost of a batched no-grad "
+                     "forward; measured/passes: the overhead beyond its passes (goal <= 1.2).")
     return notes
 
 
 def main() -> None:
     parser = common.base_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--shape", default=None, choices=sorted(common.SHAPES), help="model shape (default: llama-tiny on CPU, qwen2.5-0.5b on GPU)")
-    parser.add_argument("--batch", type=int, default=None, help="batch size (default: the shape's: 4 / 16 / 8)")
-    parser.add_argument("--warmup", type=int, default=3, help="warm-up steps excluded from timing (>= 3)")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (default 20 on CPU, 10 on GPU)")
+    parser.add_argument("--shape", default=None, help="model shape(s), comma-separated (default: llama-tiny,qwen2.5-0.5b on CPU, "
+                        f"qwen2.5-0.5b on GPU; known: {', '.join(sorted(common.SHAPES))})")
+    parser.add_argument("--batch", type=int, default=None, help="batch size (default: the shape's: 4 / 16 / 8; 2 for qwen2.5-0.5b on CPU)")
+    parser.add_argument("--warmup", type=int, default=None, help="warm-up steps excluded from timing (default 3; 1 for qwen2.5-0.5b on CPU)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps (default 20 on CPU, 10 on GPU; 3 for qwen2.5-0.5b on CPU)")
+    parser.add_argument("--rejected", default=None, choices=["corrupt", "trait"],
+                        help="rejected responses of DPO/ORPO/CFT, both sides (default: objlab's default, corrupt: the chosen response "
+                             "with its final number changed, so a pair shares most of its tokens; trait: a trait statement first, "
+                             "so a pair shares only its prompt)")
     parser.add_argument("--repeat", type=common.positive_int, default=1, help="run every configuration N times, in N rounds (interleaved), and report the median")
     args = parser.parse_args()
-    args.shape = args.shape or common.default_shape(args.device)
+    args.shapes = common.shape_list(args.shape, args.device)
     specs = common.selected(plan_specs(args), args.only)
     if args.device != "cpu" and not any(spec["side"] == "peak" for spec in specs):
         specs.insert(0, plan_specs(args)[0])
@@ -573,7 +622,8 @@ def main() -> None:
     meta = {"environment": environment, "args": vars(args), "bf16_matmul_flops": peak, "runs": results}
     title = f"Training: objlab vs TRL {meta['environment'].get('trl', '?')} on {meta['environment']['device']}"
     common.report(title, columns(args.device != "cpu"), rows, meta, args.json_path, summary_notes(results, rows, args, peak))
-    sft = next((r for r in results if r.get("label") == "objlab:sft" and "error" not in r), None)
+    # rates for run --plan: the first shape's (the tiny reference shape by default on CPU)
+    sft = next((r for r in results if r.get("label") == "objlab:sft" and r["shape"] == args.shapes[0] and "error" not in r), None)
     if args.save_rates and sft and not args.quick:
         common.save_rates(args.save_rates, environment["machine_kind"],
                           {"matmul_parameters": sft["matmul_parameters"], "train_tokens_per_s": sft["tokens_per_s"]})

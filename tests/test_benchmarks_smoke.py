@@ -15,11 +15,11 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # as the scripts' subprocesses do
 
-import common  # noqa: E402
-import generation  # noqa: E402
-import grid_eval  # noqa: E402
-import train_vs_trl  # noqa: E402
-from tiny import requires_shared  # noqa: E402
+import common
+import generation
+import grid_eval
+import train_vs_trl
+from tiny import requires_shared
 
 SMALL = {"device": "cpu", "dtype": "float32", "shape": "llama-smoke"}
 
@@ -57,7 +57,8 @@ def test_train_vs_trl(tmp_path, small_model_dir):
     results = [run(train_vs_trl.worker, spec, tmp_path) for spec in specs]
     assert results[2]["tokenisation_matches"]
     assert results[1]["tokens"] == results[2]["tokens"] > 0  # the same rows on both sides
-    assert results[1]["trained_tokens"] == results[2]["trained_tokens"] == results[1]["forward_only_tokens"]
+    # objlab forwards a pair's shared prefix once (policy and reference pass alike), TRL each sequence whole
+    assert results[1]["trained_tokens"] == results[1]["forward_only_tokens"] < results[2]["trained_tokens"]
     rows = train_vs_trl.table_rows(results, peak_flops=None)
     table = common.markdown_table(train_vs_trl.columns(gpu=False), rows)
     assert table.count("\n") == 1 + len(results) and "TRL DPOTrainer, no checkpointing" in table
@@ -72,6 +73,25 @@ def test_generation(tmp_path, small_model_dir):
     table = common.markdown_table(generation.COLUMNS, generation.table_rows(results))
     assert "objlab default backend" in table
     assert "largest difference" in generation.notes(results, argparse.Namespace(quick=False))[-1]
+
+
+def test_default_shapes_and_sizes():
+    """On CPU both scripts run the tiny shape and the real Qwen2.5-0.5B shape (a few steps, fp32),
+    the 0.5B rows beside the tiny ones in one table."""
+    assert common.shape_list(None, "cpu") == ["llama-tiny", "qwen2.5-0.5b"]
+    assert common.shape_list("qwen2.5-7b", "cuda") == ["qwen2.5-7b"]
+    with pytest.raises(SystemExit, match="unknown shape"):
+        common.shape_list("llama-huge", "cpu")
+    args = argparse.Namespace(device="cpu", quick=False, batch=None, warmup=None, steps=None, shapes=["llama-tiny", "qwen2.5-0.5b"])
+    specs = train_vs_trl.plan_specs(args)
+    real = [spec for spec in specs if spec["shape"] == "qwen2.5-0.5b"]
+    assert {spec["objective"] for spec in real} == set(train_vs_trl.CPU_REAL_OBJECTIVES)
+    assert (real[0]["batch"], real[0]["warmup"], real[0]["steps"]) == (2, 1, 3)
+    tiny = [spec for spec in specs if spec["shape"] == "llama-tiny"]
+    assert (tiny[0]["batch"], tiny[0]["warmup"], tiny[0]["steps"]) == (4, 3, 20) and len(tiny) == 13
+    assert [spec["label"] for spec in common.selected(specs, "qwen2.5-0.5b/objlab:sft")] == ["objlab:sft"]
+    generation_args = argparse.Namespace(device="cpu", quick=False, prompts=None, new_tokens=None, persona_items=None, shapes=args.shapes)
+    assert {(spec["shape"], spec["prompts"]) for spec in generation.plan_specs(generation_args)} == {("llama-tiny", 64), ("qwen2.5-0.5b", 16)}
 
 
 @requires_shared  # the scripts measure on the real GSM8K and persona rows

@@ -144,3 +144,72 @@ def test_adapter_names_must_match_the_batch(base_model, tokenizer, prompts):
         decode_batch(base_model, ids, mask, NEW_TOKENS, [], adapter_names=[BASE_ADAPTER])
     with pytest.raises(ValueError, match="without peft"):
         decode_batch(base_model, ids, mask, NEW_TOKENS, [], adapter_names=[BASE_ADAPTER] * 2)
+
+
+def test_repeats_forward_each_prompt_once_and_equal_the_repeated_batch(base_model, tokenizer, prompts):
+    """K decodings of each prompt from one prefill (``aware``'s K samples) equal decoding the
+    batch with every prompt written K times: greedy and sampled (same generator seed)."""
+    pad, repeats = tokenizer.pad_token_id, 3
+    ids, mask = left_padded(prompts, pad)
+    repeated_ids, repeated_mask = left_padded([prompt for prompt in prompts for _ in range(repeats)], pad)
+    counts, handle = forward_rows(base_model)
+    try:
+        shared = decode_batch(base_model, ids, mask, NEW_TOKENS, [], repeats=repeats)
+    finally:
+        handle.remove()
+    assert shared == decode_batch(base_model, repeated_ids, repeated_mask, NEW_TOKENS, [])
+    assert counts[0] == len(prompts) and counts[1:] == [len(prompts) * repeats] * (NEW_TOKENS - 1)
+
+    def sample(input_ids, attention, k):
+        return decode_batch(base_model, input_ids, attention, NEW_TOKENS, [], repeats=k, temperature=1.0,
+                            generator=torch.Generator().manual_seed(3))
+
+    drawn = sample(ids, mask, repeats)
+    assert drawn == sample(repeated_ids, repeated_mask, 1)
+    assert any(drawn[index] != drawn[index + 1] for index in range(0, len(drawn), repeats))  # samples of a prompt differ
+
+
+def test_categorical_draws_follow_the_distribution():
+    """One uniform number per row through the cumulative distribution: frequencies match the
+    probabilities (chi-square, as torch.multinomial's do), zero-probability tokens never come."""
+    from scipy.stats import chisquare
+
+    from objlab.lm.decode import categorical
+
+    probabilities = torch.tensor([0.5, 0.0, 0.2, 0.15, 0.1, 0.05, 0.0])
+    rows = probabilities.repeat(40_000, 1)
+    drawn = categorical(rows, torch.Generator().manual_seed(0))
+    counts = torch.bincount(drawn, minlength=len(probabilities))
+    assert counts[1] == 0 and counts[6] == 0
+    nonzero = probabilities > 0
+    expected = probabilities[nonzero] * len(drawn)
+    assert chisquare(counts[nonzero].double().numpy(), expected.double().numpy()).pvalue > 0.01
+    reference = torch.multinomial(rows, 1, generator=torch.Generator().manual_seed(0)).squeeze(1)
+    reference_counts = torch.bincount(reference, minlength=len(probabilities))
+    assert chisquare(reference_counts[nonzero].double().numpy(), expected.double().numpy()).pvalue > 0.01
+    large = categorical(torch.softmax(torch.randn(3, 152_000, generator=torch.Generator().manual_seed(1)) * 4, -1))
+    assert ((large >= 0) & (large < 152_000)).all()
+
+
+def test_preallocated_cache_layer_equals_transformers_dynamic_layer():
+    """Written in place, read as views: the same keys and values as concatenation, through
+    appends, row removal and the K-fold copy of a prefill."""
+    from transformers.cache_utils import DynamicLayer
+
+    from objlab.lm.kv_cache import PreallocatedLayer
+
+    generator = torch.Generator().manual_seed(0)
+    ours, theirs = PreallocatedLayer(capacity=12), DynamicLayer()
+    for length in (5, 1):
+        states = torch.randn(3, 2, length, 4, generator=generator), torch.randn(3, 2, length, 4, generator=generator)
+        for layer in (ours, theirs):
+            layer.update(*states)
+    for layer in (ours, theirs):
+        layer.batch_repeat_interleave(2)
+        layer.batch_select_indices(torch.tensor([0, 3, 5]))
+    states = torch.randn(3, 2, 1, 4, generator=generator), torch.randn(3, 2, 1, 4, generator=generator)
+    assert all(torch.equal(a, b) for a, b in zip(ours.update(*states), theirs.update(*states)))
+    assert ours.get_seq_length() == theirs.get_seq_length() == 7
+    assert ours.get_mask_sizes(1) == theirs.get_mask_sizes(1)
+    with pytest.raises(ValueError, match="12 positions"):
+        ours.update(torch.zeros(3, 2, 6, 4), torch.zeros(3, 2, 6, 4))

@@ -91,6 +91,36 @@ def test_static_cache_backend_matches_dynamic(session, adapters):
     assert all(out.new_tokens == 6 or out.finished for out in dynamic)
 
 
+def test_static_path_sees_few_shapes_and_decodes_the_same(session, adapters, monkeypatch):
+    """hf-static compiles its decoding step once per shape on a GPU, so the shapes it hands
+    ``generate`` are bounded: rows a power of two up to the batch size (partial batches filled
+    with copies whose outputs are dropped), widths a multiple of 64. Checked on CPU by recording
+    every shape: however many requests and however long their prompts, the outputs stay those
+    of the ``hf`` path, and after ``warm_up`` no shape is new."""
+    target = session.target(adapters[0])
+    questions = [item.question for item in load_numeric(str(GSM8K), limit=13)]
+    prompts = [tuple(session.encoder.encode_prompt(question[: 30 + 25 * (index % 5)])) for index, question in enumerate(questions)]
+    assert len({len(prompt) for prompt in prompts}) > 5
+    settings = GenerationSettings(batch_size=8, max_new_tokens=5)
+    static, dynamic = session._hf(settings, static=True), session._hf(settings, static=False)
+    seen: list[tuple[int, int]] = []
+    generate = session.model.generate
+    monkeypatch.setattr(session.model, "generate", lambda input_ids, **kwargs: seen.append(tuple(input_ids.shape)) or generate(input_ids=input_ids, **kwargs))
+    for count in (1, 3, 5, 8, 11, 13):
+        requests = [GenerationRequest(ids, name, 5) for ids, name in zip(prompts[:count], [target.name, BASE_ADAPTER] * 7)]
+        seen.clear()
+        outputs = static.generate(requests)
+        assert [out.text for out in outputs] == [out.text for out in dynamic.generate(requests)]
+        assert {rows for rows, _ in seen} <= {1, 2, 4, 8} and all(width % 64 == 0 for _, width in seen)
+        assert [shape[:2] for shape in static.static_shapes(requests)] == list(dict.fromkeys(seen))
+    seen.clear()
+    assert static.warm_up(requests) == len(set(static.static_shapes(requests)))
+    warmed = set(seen)
+    seen.clear()
+    static.generate(requests)
+    assert set(seen) <= warmed
+
+
 def test_backend_choice():
     assert choose_backend("auto", torch.device("cpu")) == "hf"
     assert choose_backend("hf-static", torch.device("cpu")) == "hf-static"
@@ -134,6 +164,26 @@ def test_p_match_equals_full_logits_computation(session, adapters, tiny_model, w
         expected = math.exp(hand_first) / (math.exp(hand_first) + math.exp(hand_second))
         assert p_match(logp_first, logp_second) == pytest.approx(expected, abs=1e-5)
     assert len(tokenizer("Yes, definitely", add_special_tokens=False)["input_ids"]) > 2  # a multi-token answer was scored
+
+
+def test_persona_prefix_sharing_changes_no_log_prob(session, adapters, monkeypatch):
+    """The prompt prefix all statements share (forwarded once, its cache continued by every
+    batch) and both answers packed after their prompt give what one row per answer gives (the
+    path for models that cannot take a block mask), and the prefix is really shared."""
+    from objlab.evaluate.axes import persona
+
+    items = load_persona(str(PERSONA / "narcissism.jsonl"), limit=5) + load_persona(str(PERSONA / "machiavellianism.jsonl"), limit=4)
+    rows = [(item.question, item.matching, item.not_matching) for item in items] + [("Is 7 odd?", "Yes, definitely", "No")]
+    choices = persona.encode_choices(session.encoder, rows)
+    assert choices == [encode_choice(session.encoder, *row) for row in rows]
+    assert len(persona._shared_prefix(choices[:-1])) > 5  # template opening + the fixed question
+    target = session.target(adapters[0])
+    with session.activated(target) as model:
+        shared = answer_logprobs(model, session.logit_head(), choices, session.tokenizer.pad_token_id, batch_size=4)
+        monkeypatch.setattr(persona, "supports_block_mask", lambda causal_lm: False)
+        alone = answer_logprobs(model, session.logit_head(), choices, session.tokenizer.pad_token_id, batch_size=4)
+    for ours, theirs in zip(shared, alone):
+        assert ours == pytest.approx(theirs, abs=1e-5)
 
 
 def test_least_recently_used_adapter_is_unloaded(tiny_model, adapters, tmp_path):

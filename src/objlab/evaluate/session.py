@@ -244,6 +244,15 @@ class EvalSession:
                 results[index] = generated
         return results  # type: ignore[return-value]
 
+    def warm_up(self, requests: list[GenerationRequest], settings: GenerationSettings | None = None) -> int:
+        """Run, outputs dropped, one batch of each shape ``generate(requests)`` will use, so that
+        compiling them (``hf-static`` on GPU) happens here and not inside a timed window or the
+        first real batch; returns how many batches ran (0 for a backend with nothing to warm)."""
+        primary = self._primary(settings or self.config.eval.generation)
+        if not hasattr(primary, "warm_up"):
+            return 0
+        return primary.warm_up([request for request in requests if primary.supports(request.adapter)])
+
     def describe(self) -> dict:
         return {
             "backend": self.backend_name,

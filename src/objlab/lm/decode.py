@@ -4,7 +4,7 @@
 row is done: a row that ended at token 15 is fed padding for the remaining steps of a row
 that runs to ``max_new_tokens``. Evaluation batches mix short answers (refusals, a number)
 with long ones, so most of that compute is wasted. ``decode_batch`` runs the same greedy or
-sampled decoding with a ``DynamicCache`` and, after each step, removes the rows that emitted
+sampled decoding with a KV cache written in place (``kv_cache``) and, after each step, removes the rows that emitted
 an end-of-sequence token from the cache, the attention mask, the position ids and the
 per-row adapter names; the next forward pass runs on the survivors only. It does not refill
 the freed slots: the batch simply shrinks.
@@ -23,15 +23,22 @@ call (``_enable_peft_forward_hooks``), walking the whole module tree each time; 
 therefore installed once per batch composition -- at the start and after each removal of
 rows -- rather than once per token, exactly as ``PeftModel.generate`` installs them once for
 the whole call.
+
+Sampling several continuations of one prompt (``aware`` draws K per example) forwards the
+prompt once and copies its cache (``repeats``); tokens are drawn by inverting the cumulative
+distribution with one uniform number per row (``categorical``), not with ``torch.multinomial``,
+whose one random number per vocabulary entry cost a fifth of a CPU step at a 152k vocabulary.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import torch
 
+from objlab.lm.kv_cache import decode_cache
 from objlab.lm.peft_compat import forward_hooks
 
 LogitsProcessor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -47,6 +54,28 @@ def left_padded(sequences: Sequence[Sequence[int]], pad: int, device=None, width
     return torch.tensor(ids, device=device), torch.tensor(mask, device=device)
 
 
+@dataclass
+class _LiveRows:
+    """The rows still decoding: the output row each one fills, its adapter, its tokens so far
+    (prompt included, for logits processors), its attention mask and its next position."""
+
+    rows: list[int]
+    names: list[str] | None
+    sequences: torch.Tensor
+    mask: torch.Tensor
+    positions: torch.Tensor
+
+    def select(self, index: torch.Tensor, cache) -> None:
+        """Keep the rows at ``index`` (repeated indices copy a row): the cache and every
+        per-row tensor follow, so a removed row costs nothing from the next step on."""
+        cache.batch_select_indices(index)
+        self.sequences, self.mask, self.positions = self.sequences[index], self.mask[index], self.positions[index]
+        picked = index.tolist()
+        self.rows = [self.rows[i] for i in picked]
+        if self.names is not None:
+            self.names = [self.names[i] for i in picked]
+
+
 def decode_batch(
     model,
     input_ids: torch.Tensor,
@@ -54,6 +83,7 @@ def decode_batch(
     max_new_tokens: int,
     eos_ids: Iterable[int],
     *,
+    repeats: int = 1,
     adapter_names: Sequence[str] | None = None,
     logits_processor: Sequence[LogitsProcessor] | None = None,
     temperature: float = 0.0,
@@ -66,60 +96,70 @@ def decode_batch(
     ``max_new_tokens`` tokens; unlike ``generate``'s output, rows are not padded to a common
     length. Greedy when ``temperature == 0``; otherwise samples from the distribution scaled
     by ``temperature`` and cut to its ``top_p`` nucleus, drawing from ``generator``.
+    ``repeats``: each prompt is decoded that many times (output row ``r * repeats + k`` is
+    prompt r's k-th decoding, as if the prompt had been repeated in the batch), but forwarded
+    once: its KV cache is copied after the prefill, so K samples of a prompt cost one prefill.
     ``logits_processor``: callables ``(sequences, scores) -> scores`` applied in order before
     the choice (``sequences``: each live row's prompt and new tokens so far).
-    ``adapter_names``: one peft adapter per row (``"__base__"`` for none); needs a peft model.
+    ``adapter_names``: one peft adapter per prompt (``"__base__"`` for none); needs a peft model.
     """
     batch = input_ids.shape[0]
     if adapter_names is not None and len(adapter_names) != batch:
         raise ValueError(f"adapter_names has {len(adapter_names)} names for a batch of {batch} rows")
     eos = set(eos_ids)
-    new_tokens: list[list[int]] = [[] for _ in range(batch)]
+    new_tokens: list[list[int]] = [[] for _ in range(batch * repeats)]
     if max_new_tokens <= 0 or batch == 0:
         return new_tokens
 
-    rows = list(range(batch))  # the input row of each live row
-    names = list(adapter_names) if adapter_names is not None else None
-    sequences, mask = input_ids, attention_mask
-    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
+    live = _LiveRows(list(range(batch)), list(adapter_names) if adapter_names is not None else None, input_ids, attention_mask, positions)
     step_ids = input_ids  # the prefill; then one token per row
-    cache = _dynamic_cache(model)
+    cache = decode_cache(model, capacity=input_ids.shape[1] + max_new_tokens)
     keep_last = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
 
-    hooks = forward_hooks(model, names)
+    hooks = forward_hooks(model, live.names)
     try:
         for step in range(1, max_new_tokens + 1):
-            output = model(input_ids=step_ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True, **keep_last)
+            output = model(input_ids=step_ids, attention_mask=live.mask, position_ids=live.positions, past_key_values=cache, use_cache=True, **keep_last)
             scores = output.logits[:, -1].to(dtype=torch.float32)
+            if step == 1 and repeats > 1:  # the prefill's cache, copied for each decoding of its prompt
+                index = torch.arange(batch, device=scores.device).repeat_interleave(repeats)
+                live.select(index, cache)
+                live.rows, scores = list(range(batch * repeats)), scores[index]
+                hooks = _rehooked(model, hooks, live.names)
             for processor in logits_processor or ():
-                scores = processor(sequences, scores)
+                scores = processor(live.sequences, scores)
             tokens = _choose(scores, temperature, top_p, generator)
             chosen = tokens.tolist()
-            for row, token in zip(rows, chosen):
+            for row, token in zip(live.rows, chosen):
                 new_tokens[row].append(token)
             if step == max_new_tokens:
                 break
 
-            live = [index for index, token in enumerate(chosen) if token not in eos]
-            if not live:
+            going_on = [index for index, token in enumerate(chosen) if token not in eos]
+            if not going_on:
                 break
-            if len(live) < len(rows):
-                keep = torch.tensor(live, device=tokens.device)
-                cache.batch_select_indices(keep)
-                sequences, mask, positions, tokens = sequences[keep], mask[keep], positions[keep], tokens[keep]
-                rows = [rows[index] for index in live]
-                if names is not None:
-                    names = [names[index] for index in live]
-                    hooks.close()
-                    hooks = forward_hooks(model, names)
+            if len(going_on) < len(chosen):
+                keep = torch.tensor(going_on, device=tokens.device)
+                live.select(keep, cache)
+                tokens = tokens[keep]
+                hooks = _rehooked(model, hooks, live.names)
 
             step_ids = tokens[:, None]
-            sequences = torch.cat([sequences, step_ids], dim=-1)
-            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
-            positions = positions[:, -1:] + 1
+            live.sequences = torch.cat([live.sequences, step_ids], dim=-1)
+            live.mask = torch.cat([live.mask, live.mask.new_ones((live.mask.shape[0], 1))], dim=-1)
+            live.positions = live.positions[:, -1:] + 1
     finally:
         hooks.close()
     return new_tokens
+
+
+def _rehooked(model, hooks, names: list[str] | None):
+    """peft's per-row adapter hooks for the rows now live (nothing to do without names)."""
+    if names is None:
+        return hooks
+    hooks.close()
+    return forward_hooks(model, names)
 
 
 def eos_token_ids(model, tokenizer) -> set[int]:
@@ -138,8 +178,20 @@ def _choose(scores: torch.Tensor, temperature: float, top_p: float, generator: t
     scores = scores / temperature
     if top_p < 1.0:
         scores = _top_p_filtered(scores, top_p)
-    probabilities = torch.softmax(scores, dim=-1)
-    return torch.multinomial(probabilities, num_samples=1, generator=generator).squeeze(1)
+    return categorical(torch.softmax(scores, dim=-1), generator)
+
+
+def categorical(probabilities: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One draw per row from ``probabilities`` ([rows, vocab]) by inverting the cumulative
+    distribution with one uniform number per row. ``torch.multinomial`` draws one exponential
+    number per vocabulary entry instead (its argmax(p / q) trick): at a 152k vocabulary that
+    is 152k random numbers per row and token, a fifth of a CPU decoding step. The cumulative
+    sum is taken in float64 so the tail of a large vocabulary keeps its mass; a token of
+    probability 0 is never drawn (searching for the first sum *above* the draw)."""
+    cumulative = probabilities.to(torch.float64).cumsum(dim=-1)
+    draw = torch.rand(cumulative.shape[0], 1, generator=generator, device=cumulative.device, dtype=torch.float64)
+    chosen = torch.searchsorted(cumulative, draw * cumulative[:, -1:], right=True).squeeze(1)
+    return chosen.clamp(max=cumulative.shape[1] - 1)
 
 
 def _top_p_filtered(scores: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -149,15 +201,6 @@ def _top_p_filtered(scores: torch.Tensor, top_p: float) -> torch.Tensor:
     below = ascending.softmax(dim=-1).cumsum(dim=-1) <= 1 - top_p
     below[..., -1] = False
     return scores.masked_fill(below.scatter(-1, order, below), float("-inf"))
-
-
-def _dynamic_cache(model):
-    from transformers import DynamicCache
-
-    config = getattr(model, "config", None)
-    if config is not None and hasattr(config, "get_text_config"):
-        return DynamicCache(config=config.get_text_config(decoder=True))  # sliding-window layers where the model has them
-    return DynamicCache()
 
 
 def _accepts(model, argument: str) -> bool:

@@ -138,7 +138,7 @@ class LogitHead:
                 "(is lm_head among the LoRA target modules? objlab keeps it frozen)"
             )
         config = causal_lm.config
-        get = lambda name: getattr(config, name, None) or getattr(getattr(config, "text_config", None), name, None)  # noqa: E731
+        get = lambda name: getattr(config, name, None) or getattr(getattr(config, "text_config", None), name, None)
         scale = 1.0
         if get("logit_scale"):
             scale *= float(get("logit_scale"))

@@ -22,6 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from objlab.data.records import EncodedPair, PreferenceExample, StreamItem
+from objlab.lm.packing import PackedRows
 
 
 class Params(BaseModel):
@@ -52,8 +53,11 @@ class ItemSequences:
 
 @dataclass
 class Batch:
-    """A padded (micro-)batch: every sequence of every item, role-major (all of the first role,
-    then all of the next), so chosen and rejected go through one concatenated forward pass."""
+    """A padded (micro-)batch: every sequence of every item, one row each, role-major (all of
+    the first role, then all of the next), so chosen and rejected go through one forward pass.
+    When ``packed`` is set, the forward runs the same sequences with shared prefixes computed
+    once (``lm.packing``, chosen by ``train.batching``); the rows here stay the sequences
+    objectives index by role, and the log-probs they receive are the same."""
 
     input_ids: torch.Tensor  # [rows, length]
     attention_mask: torch.Tensor  # [rows, length]
@@ -62,6 +66,7 @@ class Batch:
     items: list[ItemSequences]
     step_items: int
     step_response_tokens: dict[str, int]
+    packed: PackedRows | None = None
 
     @property
     def n_items(self) -> int:
@@ -69,7 +74,8 @@ class Batch:
 
     @property
     def tokens(self) -> int:
-        return int(self.attention_mask.sum())
+        """Tokens the forward pass processes (a shared prefix counts once)."""
+        return self.packed.tokens if self.packed is not None else int(self.attention_mask.sum())
 
 
 @dataclass

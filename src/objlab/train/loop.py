@@ -44,6 +44,7 @@ from objlab.lm.loading import (
     model_fingerprint,
 )
 from objlab.lm.logits import LogitHead
+from objlab.lm.masks import supports_block_mask
 from objlab.objectives import registry
 from objlab.objectives.base import Objective, Sample, StepContext
 from objlab.progress import Board, board_or_quiet
@@ -131,28 +132,30 @@ class LoopContext(StepContext):
 
     @torch.no_grad()
     def sample(self, prompts, n, max_new_tokens, temperature):
-        """``n`` samples per prompt through objlab's decode loop (finished rows leave the batch;
-        draws from the global RNG, which checkpoints capture, so a resumed run samples the same)."""
+        """``n`` samples per prompt through objlab's decode loop: each prompt forwarded once and
+        its cache shared by its ``n`` samples, finished rows leave the batch; draws from the
+        global RNG, which checkpoints capture, so a resumed run samples the same. Compute
+        tokens count what was forwarded: each prompt once, every sampled token."""
         from objlab.lm.decode import decode_batch, eos_token_ids, left_padded
 
-        encoded = [self.encoder.encode_prompt(prompt) for prompt in prompts for _ in range(n)]
+        encoded = [self.encoder.encode_prompt(prompt) for prompt in prompts]
         device = next(self.model.parameters()).device
         input_ids, attention = left_padded(encoded, self.tokenizer.pad_token_id, device)
         eos = eos_token_ids(self.model, self.tokenizer)
         self.model.eval()
         try:
-            rows = decode_batch(self.model, input_ids, attention, max_new_tokens, eos, temperature=temperature)
+            rows = decode_batch(self.model, input_ids, attention, max_new_tokens, eos, repeats=n, temperature=temperature)
         finally:
             self.model.train()
         self.add_compute_tokens(sum(map(len, encoded)) + sum(map(len, rows)))
         samples = [
             Sample(
                 text=self.tokenizer.decode([t for t in row if t not in eos], skip_special_tokens=True),
-                prompt_ids=tuple(prompt),
+                prompt_ids=tuple(encoded[index // n]),  # row r * n + k is prompt r's k-th decoding
                 token_ids=tuple(row),  # exactly as drawn: the end-of-turn token only when it was sampled
                 finished=bool(row) and row[-1] in eos,
             )
-            for prompt, row in zip(encoded, rows)
+            for index, row in enumerate(rows)
         ]
         return [samples[index * n : (index + 1) * n] for index in range(len(prompts))]
 
@@ -186,6 +189,9 @@ class Trainer:
             eps=train.adam_eps,
             weight_decay=train.weight_decay,
         )
+        # Sequences sharing a prefix (a preference pair's prompt) run packed, the prefix once,
+        # when the model's attention takes a block mask (train/batching.py, lm/masks.py).
+        self.share_prefixes = supports_block_mask(causal_lm_of(self.model))
         self.context = LoopContext(self.model, self.encoder, self.bundle.tokenizer)
         self.counters = ckpt.LoopCounters()
         self.log: list[dict] = []
@@ -225,7 +231,8 @@ class Trainer:
         self.context.compute_tokens = 0
         prepared = prepare_step(objective, items, config.data.rejected, self.request.seed, self.context)
         evidence = {key: [entry.values.get(key) for entry in prepared] for key in objective.evidence_keys}
-        batches = micro_batches(prepared, self.encoder, objective.roles, self.bundle.tokenizer.pad_token_id, config.train.micro_batch_size)
+        batches = micro_batches(prepared, self.encoder, objective.roles, self.bundle.tokenizer.pad_token_id,
+                                config.train.micro_batch_size, self.share_prefixes)
         lr = config.train.learning_rate * lr_factor(step, config.train.schedule, config.train.warmup_steps, self.plan.total_steps())
         for group in self.optimizer.param_groups:
             group["lr"] = lr

@@ -13,6 +13,7 @@ from objlab.config import RejectedSettings
 from objlab.data.chat import ChatEncoder
 from objlab.data.records import StreamItem
 from objlab.data.rejected import make_preference
+from objlab.lm.packing import item_forward_tokens
 from objlab.objectives.base import ItemSequences, Objective, StepContext
 from objlab.train.batching import encode_items
 
@@ -23,8 +24,10 @@ def prepare_step(objective: Objective, items: list[StreamItem], rejected: Reject
     return objective.prepare(items, preferences, context)
 
 
-def forwarded_tokens(objective: Objective, prepared: list[ItemSequences], encoder: ChatEncoder) -> int:
-    """Tokens the step forwards: every prepared sequence, twice when the objective also needs a
-    reference pass (the loop counts the same, batch by batch)."""
-    tokens = sum(pair.length for pairs in encode_items(prepared, encoder) for pair in pairs)
+def forwarded_tokens(objective: Objective, prepared: list[ItemSequences], encoder: ChatEncoder, share_prefixes: bool = True) -> int:
+    """Tokens the step forwards: every prepared sequence (a prefix shared by an item's
+    sequences once, as the loop packs them for models whose attention takes a block mask:
+    the default ``sdpa`` does), twice when the objective also needs a reference pass (the loop
+    counts the same, batch by batch)."""
+    tokens = sum(item_forward_tokens(pairs, share_prefixes) for pairs in encode_items(prepared, encoder))
     return tokens * (2 if objective.reference else 1)

@@ -12,8 +12,13 @@ weights over a whole group of grid cells. Outputs equal those of decoding each a
   end-of-sequence token, so short answers stop costing compute (``generate`` would keep them
   until the batch's longest answer ends); greedy outputs equal ``generate``'s. The CPU path.
 - ``hf-static``: ``transformers.generate`` with a static KV cache
-  (``cache_implementation="static"``); on a GPU transformers compiles the decoding step. Prompt
-  widths are padded to buckets of 64 tokens so the compiled step sees few distinct shapes.
+  (``cache_implementation="static"``); on a GPU transformers compiles the decoding step, once
+  per shape it sees, and a compilation costs more than decoding a batch. So the shapes are
+  bounded: prompt widths are padded to buckets of 64 tokens (transformers keeps the cache at
+  the longest length seen, and batches run longest prompts first), and a batch runs with a
+  power-of-two number of rows, a partial batch filled with copies of its last request whose
+  outputs are dropped (``static_rows``). ``warm_up`` runs one batch of each shape a request
+  set will use, so a timed run (or the first real batch) compiles nothing.
 - ``vllm``: see ``vllm_backend``; optional, never required.
 
 Every backend masks the tokens that were added to the vocabulary (CFT's control tokens), so
@@ -103,6 +108,17 @@ def auto_batch_size(model, device: torch.device, width: int, max_new_tokens: int
     return max(1, min(MAX_AUTO_BATCH, int(free * 0.5) // (kv_bytes + logits_bytes)))
 
 
+def static_rows(count: int, limit: int) -> int:
+    """Rows a static-cache batch of ``count`` requests runs with: the next power of two, at most
+    ``limit`` (a configured batch size): the compiled decoding step then sees at most
+    log2(limit) + 2 batch shapes however the requests split into batches."""
+    return min(1 << (count - 1).bit_length(), limit)
+
+
+def power_of_two_below(size: int) -> int:
+    return 1 << (size.bit_length() - 1)
+
+
 def length_sorted_batches(requests: list[GenerationRequest], size_of: Callable[[list[GenerationRequest]], int]) -> list[list[int]]:
     """Request indices in batches of equal ``max_new_tokens``, longest prompts first."""
     order = sorted(range(len(requests)), key=lambda index: (requests[index].max_new_tokens, -len(requests[index].prompt_ids), index))
@@ -133,9 +149,41 @@ class HFGenerator:
         return True
 
     def _batch_size(self, requests: list[GenerationRequest]) -> int:
+        """The configured batch size, or one that fits (``auto``; for the static cache the
+        power of two below it, so full batches are a bucket shape too)."""
         if self.settings.batch_size != "auto":
             return self.settings.batch_size
-        return auto_batch_size(self.model, self.device, len(requests[0].prompt_ids), requests[0].max_new_tokens)
+        size = auto_batch_size(self.model, self.device, len(requests[0].prompt_ids), requests[0].max_new_tokens)
+        return power_of_two_below(size) if self.static else size
+
+    def _static_rows(self, count: int) -> int:
+        """Rows the static path runs a batch of ``count`` requests with: the next power of two,
+        never above a configured batch size (``auto`` batches are powers of two already)."""
+        limit = self.settings.batch_size if self.settings.batch_size != "auto" else MAX_AUTO_BATCH
+        return static_rows(count, max(count, limit))
+
+    def _shape(self, batch: list[GenerationRequest]) -> tuple[int, int, int]:
+        """(rows, prompt width, new tokens) of ``batch`` as ``generate`` receives it."""
+        rows = self._static_rows(len(batch)) if self.static else len(batch)
+        return rows, self._width(batch), batch[0].max_new_tokens
+
+    def static_shapes(self, requests: list[GenerationRequest]) -> list[tuple[int, int, int]]:
+        """The distinct (rows, prompt width, new tokens) shapes the batches of ``requests`` run
+        with, in the order ``generate`` first meets them."""
+        batches = length_sorted_batches(requests, self._batch_size)
+        return list(dict.fromkeys(self._shape([requests[index] for index in batch]) for batch in batches))
+
+    def warm_up(self, requests: list[GenerationRequest]) -> int:
+        """Decode one batch of each shape ``requests`` will run with, outputs dropped (static
+        path: each compiles once here; ``hf``: only the first batch, nothing compiles there);
+        returns how many batches ran."""
+        seen: set[tuple[int, int, int]] = set()
+        for batch in length_sorted_batches(requests, self._batch_size):
+            chosen = [requests[index] for index in batch]
+            if (shape := self._shape(chosen)) not in seen and (self.static or not seen):
+                seen.add(shape)
+                self._generate_batch(chosen)
+        return len(seen)
 
     def generate(self, requests: list[GenerationRequest], progress: Progress | None = None) -> list[Generated]:
         """Decode every request; results in input order."""
@@ -158,11 +206,13 @@ class HFGenerator:
             half = len(batch) // 2
             return self._generate_with_backoff(batch[:half]) + self._generate_with_backoff(batch[half:])
 
-    def _padded(self, batch: list[GenerationRequest]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _width(self, batch: list[GenerationRequest]) -> int:
+        """The padded prompt width: the longest prompt, rounded up to the bucket for ``hf-static``."""
         width = max(len(request.prompt_ids) for request in batch)
-        if self.static:
-            width = -(-width // STATIC_WIDTH_BUCKET) * STATIC_WIDTH_BUCKET
-        return left_padded([request.prompt_ids for request in batch], self.tokenizer.pad_token_id, self.device, width)
+        return -(-width // STATIC_WIDTH_BUCKET) * STATIC_WIDTH_BUCKET if self.static else width
+
+    def _padded(self, batch: list[GenerationRequest]) -> tuple[torch.Tensor, torch.Tensor]:
+        return left_padded([request.prompt_ids for request in batch], self.tokenizer.pad_token_id, self.device, self._width(batch))
 
     def _logits_processors(self) -> list[VocabLimit]:
         """Added tokens masked when the output layer has rows for them."""
@@ -185,6 +235,9 @@ class HFGenerator:
 
     @torch.no_grad()
     def _generate_batch(self, batch: list[GenerationRequest]) -> list[Generated]:
+        real = len(batch)
+        if self.static:  # fill to a bucket of rows; the copies' outputs are dropped below
+            batch = batch + [batch[-1]] * (self._static_rows(real) - real)
         input_ids, attention = self._padded(batch)
         max_new_tokens = batch[0].max_new_tokens
         self.model.eval()
@@ -205,7 +258,7 @@ class HFGenerator:
                     top_p=self.settings.top_p,
                     generator=self._sampler,
                 )
-        return [self._decode(row, max_new_tokens) for row in rows]
+        return [self._decode(row, max_new_tokens) for row in rows[:real]]
 
     def _decode(self, new_ids: list[int], max_new_tokens: int) -> Generated:
         stop = next((position for position, token in enumerate(new_ids) if token in self.eos_ids), None)

@@ -1,0 +1,181 @@
+"""Sequences that begin with the same tokens, forwarded with those tokens computed once.
+
+A preference pair is (x, y+) and (x, y-); a persona statement is scored with two answers after
+one prompt. Forwarded one sequence per row, the shared beginning is computed once per sequence.
+Packed, a row holds one *item*: the prefix its sequences share, then each sequence's remaining
+tokens as its own block, under a block attention mask (``masks``) with position ids that
+continue from the prefix, so every token's hidden state is the one a separate forward gives
+(up to float summation order; training and persona scoring test it against separate
+forwards). Only the positions whose next token is wanted reach the output layer, and a position
+that several sequences read (a response token they share) is computed once.
+
+Rows of several items may also continue one prefix that *all* items share (the chat template's
+opening and a fixed question frame): ``packed_hidden`` then takes that prefix's KV cache, the
+cached positions visible to every token.
+
+Training (``train.batching``, ``train.forward``) and persona scoring (``evaluate.axes.persona``)
+both build and forward rows here, so the two cannot lay sequences out differently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from objlab.data.records import EncodedPair
+from objlab.lm.masks import PADDING, SHARED, block_attention_mask
+
+PaddingSide = Literal["right", "left"]
+
+
+@dataclass(frozen=True)
+class PackedRows:
+    """One row per item, the shared prefix once, then each sequence's rest as its own block.
+
+    ``head_sources`` are the (flattened row x column) positions whose hidden states reach the
+    output layer, each predicting ``head_targets``; a position several sequences read is there
+    once. ``token_slots`` maps every trained (or scored) token of every sequence to its head
+    position, in sequence order (the order one row per sequence yields them in), and
+    ``token_sequences`` names its sequence."""
+
+    input_ids: torch.Tensor  # [items, width]
+    position_ids: torch.Tensor  # [items, width]
+    blocks: torch.Tensor  # [items, width] masks.SHARED, a sequence's block number (1, 2, ...), or masks.PADDING
+    head_sources: torch.Tensor  # [U] long
+    head_targets: torch.Tensor  # [U] long
+    token_slots: torch.Tensor  # [M] long, into head_sources
+    token_sequences: torch.Tensor  # [M] long, the sequence of each token
+    tokens: int  # real (non-padding) tokens in the rows
+
+
+def token_ids(pair: EncodedPair) -> tuple[int, ...]:
+    return pair.prompt_ids + pair.response_ids
+
+
+def common_prefix(sequences: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens all ``sequences`` share (a lone sequence shares all of itself)."""
+    shortest = min(map(len, sequences))
+    for position in range(shortest):
+        token = sequences[0][position]
+        if any(sequence[position] != token for sequence in sequences[1:]):
+            return position
+    return shortest
+
+
+def shares_prefix(pairs: list[EncodedPair]) -> bool:
+    return len(pairs) > 1 and common_prefix([token_ids(pair) for pair in pairs]) > 0
+
+
+def item_forward_tokens(pairs: list[EncodedPair], share_prefixes: bool) -> int:
+    """Tokens one item's sequences cost in the forward pass: packed, the shared prefix once and
+    each sequence's rest; otherwise every sequence whole."""
+    if not share_prefixes:
+        return sum(pair.length for pair in pairs)
+    shared = common_prefix([token_ids(pair) for pair in pairs])
+    return shared + sum(pair.length - shared for pair in pairs)
+
+
+def padded(sequences: list[Sequence[int]], fill: int, side: PaddingSide) -> tuple[torch.Tensor, list[int]]:
+    """[rows, width] tensor of ``sequences`` padded with ``fill`` on ``side``, and each row's
+    offset (the column of its first token)."""
+    width = max(map(len, sequences))
+    tensor = torch.full((len(sequences), width), fill, dtype=torch.long)
+    offsets = []
+    for row, sequence in enumerate(sequences):
+        offset = width - len(sequence) if side == "left" else 0
+        tensor[row, offset : offset + len(sequence)] = torch.tensor(list(sequence), dtype=torch.long)
+        offsets.append(offset)
+    return tensor, offsets
+
+
+@dataclass
+class _PackedItem:
+    """One item's row before padding: ids, position ids, block ids, and for each of its
+    sequences the (column of the predicting token, target) of every response token."""
+
+    ids: list[int]
+    positions: list[int]
+    blocks: list[int]
+    trained: list[list[tuple[int, int]]]
+
+
+def _column(index: int, shared: int, block_start: int) -> int:
+    """Where a sequence's token ``index`` sits in the row: in the shared prefix, or in its block."""
+    return index if index < shared else block_start + index - shared
+
+
+def _pack_item(pairs: list[EncodedPair]) -> _PackedItem:
+    sequences = [token_ids(pair) for pair in pairs]
+    shared = common_prefix(sequences)
+    packed = _PackedItem(list(sequences[0][:shared]), list(range(shared)), [SHARED] * shared, [])
+    for block, (pair, sequence) in enumerate(zip(pairs, sequences), start=1):
+        start = len(packed.ids)
+        packed.ids += sequence[shared:]
+        packed.positions += range(shared, len(sequence))
+        packed.blocks += [block] * (len(sequence) - shared)
+        first = max(len(pair.prompt_ids), 1)  # token 0 has no predecessor
+        packed.trained.append([(_column(index - 1, shared, start), sequence[index]) for index in range(first, len(sequence))])
+    return packed
+
+
+def pack_rows(encoded: list[list[EncodedPair]], sequence_of: dict[tuple[int, int], int], pad_id: int, side: PaddingSide = "right") -> PackedRows:
+    """One row per item of ``encoded`` (each item: its sequences as prompt/response pairs, the
+    response tokens being the ones scored). ``sequence_of[item, k]`` numbers the item's k-th
+    sequence in the caller's order (e.g. a batch's role-major rows)."""
+    items = [_pack_item(pairs) for pairs in encoded]
+    input_ids, offsets = padded([item.ids for item in items], pad_id, side)
+    position_ids, _ = padded([item.positions for item in items], 0, side)
+    blocks, _ = padded([item.blocks for item in items], PADDING, side)
+    width = input_ids.shape[1]
+    slots: dict[tuple[int, int], int] = {}  # (flat position, target) -> head slot
+    by_sequence: dict[int, list[int]] = {}
+    for item_index, (item, offset) in enumerate(zip(items, offsets)):
+        for position, trained in enumerate(item.trained):
+            keys = [(item_index * width + offset + column, target) for column, target in trained]
+            by_sequence[sequence_of[item_index, position]] = [slots.setdefault(key, len(slots)) for key in keys]
+    order = sorted(by_sequence)
+    keys = list(slots)
+    return PackedRows(
+        input_ids=input_ids,
+        position_ids=position_ids,
+        blocks=blocks,
+        head_sources=torch.tensor([source for source, _ in keys], dtype=torch.long),
+        head_targets=torch.tensor([target for _, target in keys], dtype=torch.long),
+        token_slots=torch.tensor([slot for sequence in order for slot in by_sequence[sequence]], dtype=torch.long),
+        token_sequences=torch.tensor([sequence for sequence in order for _ in by_sequence[sequence]], dtype=torch.long),
+        tokens=sum(len(item.ids) for item in items),
+    )
+
+
+def packed_hidden(causal_lm, packed: PackedRows, device, prefix_cache=None) -> torch.Tensor:
+    """Final hidden states at ``packed.head_sources`` ([U, hidden]) from one decoder pass over
+    the rows. ``prefix_cache``: the KV cache of a prefix every row continues (batch 1, copied
+    to every row; the rows' position ids then start after it). Rows that hold one sequence
+    each and no cache need no block mask: they run under a plain padding mask."""
+    rows, blocks = packed.input_ids.shape[0], packed.blocks.to(device)
+    cached = prefix_cache.get_seq_length() if prefix_cache is not None else 0
+    if cached or (blocks > SHARED).any():
+        mask = block_attention_mask(blocks, causal_lm.dtype, causal_lm.config._attn_implementation, cached=cached)
+    else:  # one sequence per row: a plain padding mask, which every attention implementation takes
+        mask = (blocks != PADDING).long()
+    cache = _copied(prefix_cache, rows) if prefix_cache is not None else None
+    hidden = causal_lm.get_decoder()(
+        input_ids=packed.input_ids.to(device),
+        attention_mask=mask,
+        position_ids=packed.position_ids.to(device) + cached,
+        past_key_values=cache,
+        use_cache=False,
+    ).last_hidden_state
+    return hidden.reshape(-1, hidden.shape[-1])[packed.head_sources.to(device)]
+
+
+def _copied(prefix_cache, rows: int):
+    """A fresh cache holding the prefix once per row (the forward appends the rows' own keys)."""
+    import copy
+
+    cache = copy.deepcopy(prefix_cache)
+    cache.batch_repeat_interleave(rows)
+    return cache
