@@ -1,0 +1,120 @@
+"""The compact summary a run ends with: objectives by budget, within 100 columns.
+
+``objlab demo`` (and ``objlab results --summary``) end with three small matrices (rows:
+objectives and the base model; columns: budgets): the macro ASR over the attacks, the primary
+capability measure and the persona P(match) averaged over the traits, each figure with its 95%
+interval and a mark where the paired test against the base model is significant after Holm
+correction. Below them, the objectives that differ from each other at the largest budget
+(paired tests on the same items, Holm over every pair and measure). A newcomer reads the whole
+finding there; the full tables (n, methods, every attack and trait) stay in ``objlab results``
+and the report.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pandas as pd
+
+from objlab.evaluate.results.between import between_cells
+from objlab.report.data import SIGNIFICANCE, Measure, ReportData, as_int, format_budget, is_number
+from objlab.store import BASE_CELL, ResultsStore
+
+WIDTH = 100
+MACRO_ASR = Measure("jailbreak", "asr", "")
+PERSONA_MEAN = Measure("persona", "p_match", "")
+MARK = "*"
+
+
+def short(value, ci_low, ci_high) -> str:
+    """``0.42 [0.31,0.55]``: two decimals, interval without spaces (17 characters)."""
+    if not is_number(value):
+        return "-"
+    bounds = f"[{float(ci_low):.2f},{float(ci_high):.2f}]" if is_number(ci_low) and is_number(ci_high) else ""
+    return f"{float(value):.2f} {bounds}".strip()
+
+
+def _significant(data: ReportData, measure: Measure) -> set[str]:
+    tests = data.tests(measure)
+    return {cell for cell, p in zip(tests["cell_id"], tests["p_value"]) if is_number(p) and float(p) < SIGNIFICANCE}
+
+
+def matrix(data: ReportData, measure: Measure, seed: int | None) -> list[str]:
+    """One measure: a row per objective (the base model first), a column per budget."""
+    rows = data.rows(measure).set_index("cell_id")
+    significant = _significant(data, measure)
+    cells = data.adapter_cells if seed is None else data.adapter_cells[data.adapter_cells["seed"] == seed]
+    budgets = sorted({as_int(b) for b in cells["budget"] if as_int(b) is not None})
+    lines = [f"{'':<9}" + "".join(f"{format_budget(b):>19}" for b in budgets)]
+
+    def entry(cell_id) -> str:
+        if cell_id not in rows.index:
+            return "-"
+        row = rows.loc[cell_id]
+        return short(row["value"], row["ci_low"], row["ci_high"]) + (MARK if cell_id in significant else " ")
+
+    if data.base_cell is not None:
+        lines.append(f"{'base':<9}{entry(BASE_CELL):>19}")
+    for objective in data.objectives:
+        mine = cells[cells["objective"] == objective]
+        by_budget = {as_int(b): cell for b, cell in zip(mine["budget"], mine["cell_id"])}
+        lines.append(f"{objective[:9]:<9}" + "".join(f"{entry(by_budget[b]) if b in by_budget else '-':>19}" for b in budgets))
+    return lines
+
+
+def _n_text(data: ReportData, measure: Measure) -> str:
+    rows = data.rows(measure)
+    counts = sorted({as_int(n) for n in rows["n"] if as_int(n)})
+    return "n=" + "/".join(str(n) for n in counts) if counts else "n=-"
+
+
+def macro_attacks(data: ReportData) -> list[str]:
+    """The attacks the macro ASR covers: every attack but the no-attack condition, as the
+    evaluation info records it (``none`` left out where no record says)."""
+    for info in data.cells["eval_manifest"]:
+        covered = getattr(getattr(info, "jailbreak", None), "macro_over", None) if info is not None else None
+        if covered:
+            return list(covered)
+    return [attack for attack in data.attacks() if attack != "none"]
+
+
+def differences(data: ReportData, store: ResultsStore, seed: int | None) -> list[str]:
+    """Objectives that differ at the largest budget (see the module docstring)."""
+    cells = data.adapter_cells if seed is None else data.adapter_cells[data.adapter_cells["seed"] == seed]
+    budgets = [as_int(b) for b in cells["budget"] if as_int(b) is not None]
+    if not budgets:
+        return []
+    largest = cells[cells["budget"] == max(budgets)]
+    items = {str(o): store.cell_items(cell_id) for o, cell_id in zip(largest["objective"], largest["cell_id"])}
+    if len(items) < 2:
+        return []
+    rows = between_cells(items, macro_attacks(data))
+    found = [row for row in rows if is_number(row.p_value) and row.p_value < SIGNIFICANCE]
+    names = {"asr_macro_diff": "macro ASR", "p_match_diff": "P(match)", "accuracy_diff": "capability"}
+    head = f"at {format_budget(max(budgets))}, paired tests between objectives ({len(rows)} tests, Holm): "
+    if not found:
+        return textwrap.wrap(head + "no two objectives differ significantly.", WIDTH)
+    parts = [f"{row.group.replace(' - ', ' vs ')} {names.get(row.metric, row.metric)} {row.value:+.2f} [{row.ci_low:+.2f},{row.ci_high:+.2f}]" for row in found]
+    return textwrap.wrap(head + "; ".join(parts) + ".", WIDTH)
+
+
+def compact_summary(data: ReportData, store: ResultsStore) -> str:
+    """The summary text (every line at most ``WIDTH`` columns)."""
+    seeds = data.seeds()
+    seed = seeds[0] if seeds else None
+    lines = []
+    if len(seeds) > 1:
+        lines.append(f"seed {seed} of {len(seeds)} shown; every seed is in `objlab results`")
+    attacks = macro_attacks(data)
+    sections = [
+        (MACRO_ASR, f"macro ASR over {len(attacks)} attacks ({', '.join(attacks)})"),
+        (data.primary, f"capability: {data.primary.label}" if data.primary else ""),
+        (PERSONA_MEAN, f"persona P(match), mean over {len(data.traits())} traits"),
+    ]
+    for measure, title in sections:
+        if measure is None or data.rows(measure).empty:
+            continue
+        lines += textwrap.wrap(f"{title}, {_n_text(data, measure)}", WIDTH) + matrix(data, measure, seed) + [""]
+    lines.append(f"{MARK} differs from the base model (paired test, Holm-adjusted p < {SIGNIFICANCE}); [95% CI]")
+    lines += differences(data, store, seed)
+    return "\n".join(line.rstrip() for line in lines)
