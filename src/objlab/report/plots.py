@@ -1,4 +1,5 @@
-"""The report's five plots, each drawn from ``ReportData`` and saved as a PNG.
+"""The report's plots (five, and lm-eval's tasks vs budget), each drawn from ``ReportData`` and
+saved as a PNG.
 
 Every point is one cell's own figure with its 95% interval as an error bar; with several seeds
 the seeds are shown as separate points (one marker per seed) and the line through the budgets
@@ -88,6 +89,10 @@ def capability_measures(data: ReportData) -> list[Measure]:
     return data.capability_measures()
 
 
+def lm_eval_measures(data: ReportData) -> list[Measure]:
+    return data.lm_eval_measures()
+
+
 def _no_adapters(data: ReportData) -> str | None:
     if data.adapter_cells.empty:
         return "no fine-tuned cell has finished yet (see the pending cells)"
@@ -123,6 +128,12 @@ def persona_missing(data: ReportData) -> str | None:
 def capability_missing(data: ReportData) -> str | None:
     if not any(drawable(data, m) for m in capability_measures(data)):
         return "no capability figure in the results store (capability axis not evaluated)"
+    return _no_adapters(data)
+
+
+def lm_eval_missing(data: ReportData) -> str | None:
+    if not any(drawable(data, m) for m in lm_eval_measures(data)):
+        return "no lm-evaluation-harness figure in the results store (eval.lm_eval not configured)"
     return _no_adapters(data)
 
 
@@ -285,6 +296,16 @@ def plot_capability_vs_budget(data: ReportData, out_dir: Path) -> Path:
     return _budget_figure(data, measures, path, "Capability vs budget (error bars: 95% CI)", "capability figure (panel title)")
 
 
+def plot_lm_eval_vs_budget(data: ReportData, out_dir: Path) -> Path:
+    """Every lm-eval figure of the top-level tasks vs budget, one panel each (rings: Holm p < 0.05)."""
+    path = Path(out_dir) / "lm_eval_vs_budget.png"
+    if reason := lm_eval_missing(data):
+        return placeholder(path, "lm-evaluation-harness tasks vs budget", reason)
+    measures = [m for m in lm_eval_measures(data) if drawable(data, m)]
+    return _budget_figure(data, measures, path, "lm-evaluation-harness tasks vs budget (error bars: 95% CI)",
+                          "lm-eval figure (panel title)")
+
+
 # -- the safety-capability frontier ---------------------------------------------------------------
 def plot_frontier(data: ReportData, out_dir: Path) -> Path:
     """Macro ASR (y) against the primary capability figure (x), one line per objective.
@@ -438,6 +459,13 @@ PLOTS = (
          "Every capability figure against the budget, one panel each. Error bars: 95% intervals; grey band: "
          "the base model; a ring marks a paired test against the base model with Holm-adjusted p < 0.05.",
          plot_capability_vs_budget, capability_measures, capability_missing),
+    Plot("lm_eval_vs_budget", "lm-evaluation-harness tasks vs budget",
+         "Every figure of the lm-eval tasks and groups the run asked for (panel title: lm-eval's metric,filter key "
+         "and the task; a group's subtasks are in the store and its export), one panel each, against the budget. "
+         "Error bars: 95% intervals (value ± 1.96 lm-eval standard errors where lm-eval gives one); grey band: the "
+         "base model; a ring marks a paired test against the base model on the same documents with Holm-adjusted "
+         "p < 0.05.",
+         plot_lm_eval_vs_budget, lm_eval_measures, lm_eval_missing),
 )
 
 

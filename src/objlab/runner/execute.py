@@ -54,6 +54,10 @@ def write_config_copy(config: ExperimentConfig, run_dir: Path) -> None:
 def run_grid(config: ExperimentConfig, run_dir: Path, *, ray: str | None = None, board: Board | None = None) -> GridSummary:
     """Run (or resume, or extend) the grid of ``config`` in ``run_dir``."""
     started = time.perf_counter()
+    if config.eval.lm_eval is not None:
+        from objlab.evaluate.axes.harness import require_lm_eval
+
+        require_lm_eval()  # before any cell trains
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with ResultsStore.in_run_dir(run_dir) as store, board_or_quiet(board) as active:
