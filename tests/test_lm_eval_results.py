@@ -21,16 +21,15 @@ from objlab.config import load_config, parse_config
 from objlab.config.evaluation import LmEvalSettings
 from objlab.config.experiment import canonical_json
 from objlab.errors import ConfigError
+from objlab.evaluate.axes import harness
 from objlab.evaluate.results.compare import compare_with_base
 from objlab.evaluate.results.eval_result import EvalResult
+from objlab.evaluate.results.harness_results import convert
 from objlab.records.items import ItemRecord
 from objlab.runner.guard import config_changes, guard_config
 from objlab.store import ResultsStore
 
 lm_eval = pytest.importorskip("lm_eval", reason="lm-eval is objlab's optional extra objlab[lm-eval] (the test extra installs it)")
-
-from objlab.evaluate.axes import harness  # noqa: E402  (after the skip: it needs lm-eval at call time only)
-from objlab.evaluate.results.harness_results import convert  # noqa: E402
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 GROUP = "bridge_group"

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from objlab.errors import StateError
 from objlab.evaluate.results.eval_result import EvalResult
+from objlab.evaluate.results.harness_results import number
 from objlab.evaluate.results.stats import PairedTest, holm, mcnemar, paired_difference
 from objlab.records.items import ItemRecord, MetricRow
 
@@ -66,19 +67,15 @@ def _family(axis: str, tests: dict[tuple[str, str], PairedTest], family: str) ->
     return rows
 
 
-def _score(value) -> float | None:
-    """A per-document lm-eval value as a number (None for text, lists, NaN)."""
-    if isinstance(value, bool):
-        return float(value)
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
-
-
 def _lm_eval_tests(cell: list[ItemRecord], base: dict[tuple, ItemRecord]) -> dict[tuple[str, str], PairedTest]:
     """Per lm-eval task and figure key: McNemar on 0/1 scores, paired t on other numbers."""
     keys = dict.fromkeys(key for item in cell for key in item.extra.get("values", {}))
     tests = {}
     for key in keys:
-        for group, (mine, theirs) in _pairs(cell, base, lambda item: _score(item.extra.get("values", {}).get(key))).items():
+        def score(item: ItemRecord, key: str = key) -> float | None:  # None for text, lists, NaN
+            return number(item.extra.get("values", {}).get(key))
+
+        for group, (mine, theirs) in _pairs(cell, base, score).items():
             binary = all(value in (0.0, 1.0) for value in mine + theirs)
             tests[(f"{key}_vs_base", group)] = mcnemar(mine, theirs) if binary else paired_difference(mine, theirs, test="t")
     return tests
