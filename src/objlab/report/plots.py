@@ -1,4 +1,4 @@
-"""The report's plots (five, and lm-eval's tasks vs budget), each drawn from ``ReportData`` and
+"""The report's plots (five, and lm-eval's tasks vs budget when a run has them), each drawn from ``ReportData`` and
 saved as a PNG.
 
 Every point is one cell's own figure with its 95% interval as an error bar; with several seeds
@@ -133,7 +133,7 @@ def capability_missing(data: ReportData) -> str | None:
 
 def lm_eval_missing(data: ReportData) -> str | None:
     if not any(drawable(data, m) for m in lm_eval_measures(data)):
-        return "no lm-evaluation-harness figure in the results store (eval.lm_eval not configured)"
+        return "no lm-evaluation-harness figure in the results store yet"
     return _no_adapters(data)
 
 
@@ -459,16 +459,24 @@ PLOTS = (
          "Every capability figure against the budget, one panel each. Error bars: 95% intervals; grey band: "
          "the base model; a ring marks a paired test against the base model with Holm-adjusted p < 0.05.",
          plot_capability_vs_budget, capability_measures, capability_missing),
-    Plot("lm_eval_vs_budget", "lm-evaluation-harness tasks vs budget",
-         "Every figure of the lm-eval tasks and groups the run asked for (panel title: lm-eval's metric,filter key "
-         "and the task; a group's subtasks are in the store and its export), one panel each, against the budget. "
-         "Error bars: 95% intervals (value ± 1.96 lm-eval standard errors where lm-eval gives one); grey band: the "
-         "base model; a ring marks a paired test against the base model on the same documents with Holm-adjusted "
-         "p < 0.05.",
-         plot_lm_eval_vs_budget, lm_eval_measures, lm_eval_missing),
 )
+
+LM_EVAL_PLOT = Plot("lm_eval_vs_budget", "lm-evaluation-harness tasks vs budget",
+                    "Every figure of the lm-eval tasks and groups the run asked for (panel title: lm-eval's metric,filter key "
+                    "and the task; a group's subtasks are in the store and its export), one panel each, against the budget. "
+                    "Error bars: 95% intervals (value ± 1.96 lm-eval standard errors where lm-eval gives one); grey band: the "
+                    "base model; a ring marks a paired test against the base model on the same documents with Holm-adjusted "
+                    "p < 0.05.",
+                    plot_lm_eval_vs_budget, lm_eval_measures, lm_eval_missing)
+
+
+def plots_for(data: ReportData) -> tuple[Plot, ...]:
+    """The report's plots for this run: ``PLOTS``, and lm-eval's when the run configured
+    ``eval.lm_eval`` or its store holds lm-eval figures (a run without it gets no empty panel)."""
+    configured = bool((data.config.get("eval") or {}).get("lm_eval")) or bool(data.lm_eval_measures())
+    return (*PLOTS, LM_EVAL_PLOT) if configured else PLOTS
 
 
 def draw_all(data: ReportData, out_dir: Path) -> dict[str, Path]:
-    """Every plot of ``PLOTS`` saved under ``out_dir``; returns name -> PNG path."""
-    return {plot.name: plot.draw(data, Path(out_dir)) for plot in PLOTS}
+    """Every plot of ``plots_for(data)`` saved under ``out_dir``; returns name -> PNG path."""
+    return {plot.name: plot.draw(data, Path(out_dir)) for plot in plots_for(data)}
