@@ -28,3 +28,12 @@ def make_config(tmp_path, tiny_model):
         return load_config(write_config(tmp_path / "config.yaml", tiny_model, **overrides))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def organism(tmp_path_factory):
+    """The test-size demo organism, built once per session (minutes; the slow tests share it).
+    Laid out as $OBJLAB_CACHE/organism so CLI tests find this build in their cache."""
+    from objlab.organism.build import build_organism
+
+    return build_organism("test", cache_dir=tmp_path_factory.mktemp("objlab-cache") / "organism")

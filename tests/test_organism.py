@@ -13,12 +13,6 @@ from objlab.organism.demo import demo_config
 from objlab.organism.world import make_world
 
 
-@pytest.fixture(scope="module")
-def organism(tmp_path_factory):
-    # Laid out as $OBJLAB_CACHE/organism so the CLI test below finds this build in its cache.
-    return organism_build.build_organism("test", cache_dir=tmp_path_factory.mktemp("objlab-cache") / "organism")
-
-
 @pytest.mark.slow
 def test_organism_learned_its_world_before_any_fine_tuning(organism):
     config = demo_config(organism)

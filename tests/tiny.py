@@ -112,3 +112,77 @@ def write_config(path: Path, model_dir: Path, data: Path = GSM8K, **overrides) -
     config.update(overrides)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+# -- lm-evaluation-harness tasks over the project's own data ----------------------------------
+DOCUMENTS = 6  # per lm-eval task
+CHOICE_TASK, ANSWER_TASK = "bridge_choice", "bridge_answer"
+
+CHOICE_YAML = """task: {name}
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{prefix}{{{{question}}}}"
+doc_to_choice: choices
+doc_to_target: label
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+  - metric: acc_norm
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: 1.5
+"""
+ANSWER_YAML = """task: {name}
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: generate_until
+doc_to_text: "{prefix}{{{{question}}}}"
+doc_to_target: "{{{{answer.split('#### ')[-1]}}}}"
+generation_kwargs:
+  until: ["\\n\\n"]
+  max_gen_toks: 6
+  do_sample: false
+filter_list:
+  - name: strict-match
+    filter:
+      - function: regex
+        regex_pattern: "#### (\\\\-?[0-9]+)"
+      - function: take_first
+metric_list:
+  - metric: exact_match
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: 2.0
+"""
+
+
+def write_lm_eval_tasks(directory: Path, prefix: str = "", suffix: str = "") -> Path:
+    """Two lm-eval tasks written by the tests over the project's own GSM8K-format data (first
+    ``DOCUMENTS`` rows): a multiple-choice task (the final answer among three, choices in a JSON
+    array file) and a generation task (lm-eval's GSM8K recipe, answers in JSON lines).
+    ``prefix`` is put before every question, ``suffix`` after the task names (CFT's reference)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rows = [json.loads(line) for line in GSM8K.read_text().splitlines()[:DOCUMENTS]]
+    choices = []
+    for index, row in enumerate(rows):
+        gold = int(row["answer"].split("#### ")[-1].replace(",", ""))
+        options = [f"#### {gold}", f"#### {gold + 1}", f"#### {gold + 7}"]
+        label = index % 3
+        options[0], options[label] = options[label], options[0]
+        choices.append({"question": row["question"], "choices": options, "label": label})
+    (directory / "choice.json").write_text(json.dumps(choices))
+    (directory / "answer.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    for template, name, data in ((CHOICE_YAML, CHOICE_TASK, "choice.json"), (ANSWER_YAML, ANSWER_TASK, "answer.jsonl")):
+        text = template.format(name=name + suffix, data=json.dumps(str(directory / data)), prefix=prefix)
+        (directory / f"{name}{suffix}.yaml").write_text(text)
+    return directory

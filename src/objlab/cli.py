@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from objlab.errors import ObjlabError
@@ -29,7 +30,7 @@ def user_errors(command):
         try:
             return command(*args, **kwargs)
         except ObjlabError as error:
-            err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)  # text, not markup
             raise typer.Exit(2) from None
 
     return wrapper
@@ -272,6 +273,9 @@ def report(
 def demo(
     out: Annotated[Path, typer.Option(help="Run directory for the demo grid.")] = Path("objlab-demo"),
     size: Annotated[str, typer.Option(help="demo (the README's run) or test (smaller, for a quick look).")] = "demo",
+    lm_eval: Annotated[
+        bool, typer.Option("--lm-eval", help="Also run objlab's own lm-evaluation-harness tasks on every cell (needs objlab[lm-eval]).")
+    ] = False,
 ) -> None:
     """The whole study on a toy model organism, on CPU: build (or load) the organism, run every
     objective at three budgets, evaluate, and write the report."""
@@ -279,17 +283,22 @@ def demo(
 
     from objlab.config import load_config
     from objlab.organism.build import build_organism
-    from objlab.organism.demo import demo_config
+    from objlab.organism.demo import demo_config, write_lm_eval_tasks
     from objlab.progress import Board
     from objlab.runner.execute import run_grid
 
     if size not in ("demo", "test"):
         raise ObjlabError(f"--size: expected demo or test, got {size!r}")
+    if lm_eval:
+        from objlab.evaluate.axes.harness import require_lm_eval
+
+        require_lm_eval()
     with Board() as board:
         organism = build_organism(size, board=board)
         out.mkdir(parents=True, exist_ok=True)
+        tasks = write_lm_eval_tasks(organism, out / "lm_eval_tasks") if lm_eval else None
         config_path = out / "demo.yaml"
-        config_path.write_text(yaml.safe_dump(demo_config(organism), sort_keys=False))
+        config_path.write_text(yaml.safe_dump(demo_config(organism, lm_eval_tasks=tasks), sort_keys=False))
         summary = run_grid(load_config(config_path), out, board=board)
     console.print(f"organism: {organism.root}\n{out}: {summary.cells_total} cells, {summary.seconds:.0f} s")
     _finish_run(out, None)

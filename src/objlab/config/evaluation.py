@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_ATTACKS = ["none", "dan", "refusal_suppression", "roleplay", "wikipedia", "translation"]
 DEFAULT_TRAITS = ["machiavellianism", "narcissism", "psychopathy"]
@@ -105,11 +105,53 @@ class JudgeSettings(_Strict):
         return self
 
 
+class LmEvalSettings(_Strict):
+    """lm-evaluation-harness tasks run on every cell's model (optional extra ``objlab[lm-eval]``).
+
+    ``tasks`` are lm-eval task, group or tag names; ``include_path`` a directory of the user's own
+    task YAML (offline: ``dataset_path: json`` with local ``data_files``). ``num_fewshot`` and
+    ``limit`` are lm-eval's (``limit`` below 1 is a fraction of each task's documents);
+    ``batch_size: auto`` is lm-eval's largest-that-fits search on a GPU and a fixed size on CPU.
+    """
+
+    tasks: list[str] = Field(min_length=1)
+    include_path: str | None = None
+    num_fewshot: int | None = Field(default=None, ge=0)
+    limit: int | float | None = Field(default=None, gt=0)
+    batch_size: int | Literal["auto"] = "auto"
+
+    @field_validator("tasks")
+    @classmethod
+    def _named_once(cls, tasks: list[str]) -> list[str]:
+        if any(not name.strip() for name in tasks):
+            raise ValueError("task names must not be empty")
+        if len(set(tasks)) != len(tasks):
+            raise ValueError(f"a task is named twice: {tasks}")
+        return tasks
+
+    @field_validator("limit")
+    @classmethod
+    def _count_or_fraction(cls, limit: int | float | None) -> int | float | None:
+        if isinstance(limit, float) and limit >= 1:
+            if not limit.is_integer():
+                raise ValueError(f"expected a count of documents or a fraction below 1, got {limit}")
+            return int(limit)
+        return limit
+
+    @field_validator("batch_size")
+    @classmethod
+    def _positive(cls, batch_size: int | str) -> int | str:
+        if isinstance(batch_size, int) and batch_size < 1:
+            raise ValueError(f"expected a positive batch size or 'auto', got {batch_size}")
+        return batch_size
+
+
 class EvalSettings(_Strict):
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     capability: list[CapabilityTask] = Field(default_factory=list)
     jailbreak: JailbreakSettings | None = None
     persona: PersonaSettings | None = None
+    lm_eval: LmEvalSettings | None = None
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
 
     @model_validator(mode="after")
@@ -137,4 +179,7 @@ class EvalSettings(_Strict):
                     "traits": {trait: resolve(path) for trait, path in persona.traits.items()},
                 }
             )
-        return self.model_copy(update={"capability": capability, "jailbreak": jailbreak, "persona": persona})
+        lm_eval = self.lm_eval
+        if lm_eval is not None:
+            lm_eval = lm_eval.model_copy(update={"include_path": resolve(lm_eval.include_path)})
+        return self.model_copy(update={"capability": capability, "jailbreak": jailbreak, "persona": persona, "lm_eval": lm_eval})

@@ -203,8 +203,15 @@ class ExperimentConfig(Strict):
         return dict(self.objectives.get(name, {}))
 
     def fingerprint(self) -> str:
-        """A stable hash of the whole config."""
-        return _hash(self.model_dump(mode="json"))
+        """A stable hash of the whole config.
+
+        Sections added to the schema later (``LATER_SECTIONS``) are left out while unset, so a
+        config that does not use them keeps the fingerprint it had before they existed."""
+        dumped = self.model_dump(mode="json")
+        for section, key in LATER_SECTIONS:
+            if dumped[section].get(key) is None:
+                del dumped[section][key]
+        return _hash(dumped)
 
     def training_fingerprint(self, objective: str) -> str:
         """A hash of everything that determines one objective's training trajectory: model,
@@ -212,6 +219,9 @@ class ExperimentConfig(Strict):
         evaluation, so extending a grid never invalidates a half-finished training run."""
         dumped = self.model_dump(mode="json", include={"model", "data", "lora", "train"})
         return _hash({**dumped, "objective": objective, "params": self.objective_params(objective)})
+
+
+LATER_SECTIONS = (("eval", "lm_eval"),)  # (section, key) added after configs were first stored
 
 
 def _hash(value: Any) -> str:

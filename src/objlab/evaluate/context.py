@@ -1,6 +1,6 @@
 """What every evaluation axis receives, and what it returns.
 
-An axis (capability, jailbreak, persona) is a function ``(EvalContext, targets) -> {target
+An axis (capability, jailbreak, persona, lm_eval) is a function ``(EvalContext, targets) -> {target
 name: AxisOutput}``: it measures every target of the call together (so generation can mix
 adapters in one batch) and returns each target's metric rows and item records separately.
 ``EvalContext.generate`` is the one door to decoding: it shows progress, counts generations
@@ -17,6 +17,7 @@ from objlab.evaluate.backends.generation import Generated, GenerationRequest
 from objlab.evaluate.scoring.judges import Judge, Translator
 from objlab.evaluate.session import AdapterTarget, EvalSession
 from objlab.progress import Board
+from objlab.records.evaluation import LmEvalRun
 from objlab.records.items import ItemRecord, MetricRow
 
 
@@ -39,7 +40,8 @@ class PromptJob:
 
 @dataclass
 class EvalContext:
-    """The session, the settings and the scorers of one evaluation call, plus its counters."""
+    """The session, the settings and the scorers of one evaluation call, plus its counters and
+    how the ``lm_eval`` axis ran for each target (for the evaluation info)."""
 
     session: EvalSession
     settings: EvalSettings
@@ -47,6 +49,7 @@ class EvalContext:
     judge: Judge | None = None
     translator: Translator | None = None
     counts: Counter = field(default_factory=Counter)
+    lm_eval_runs: dict[str, LmEvalRun] = field(default_factory=dict)
 
     def prompt_ids(self, job: PromptJob) -> tuple[int, ...]:
         """The job rendered with the chat template (prior turns included) and tokenised."""

@@ -7,11 +7,16 @@ nothing in the runner knows it is running a demo, except ``toy: true``, which th
 The shape of the study is the real one scaled down: every objective, three budgets that are
 prefixes of one stream, fine-tuning on benign arithmetic only, then capability on held-out
 problems, ASR of every offline attack (the offline refusal classifier scores it; translation
-needs a translator and is reported as skipped) and persona P(match) per trait.
+needs a translator and is reported as skipped) and persona P(match) per trait. With
+``lm_eval_tasks`` it also runs objlab's own lm-evaluation-harness tasks over the organism's
+held-out arithmetic (``lm_eval_tasks/*.yaml``), as a study adds normative companions.
 """
 
 from __future__ import annotations
 
+import json
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from objlab.organism.build import Organism
@@ -29,12 +34,32 @@ DEMO_OBJECTIVES: dict[str, dict[str, Any]] = {
 EVAL_LIMITS = {"demo": {"arithmetic": 80, "forbidden": 24, "persona": 40}, "test": {"arithmetic": 16, "forbidden": 8, "persona": 8}}
 
 
-def demo_config(organism: Organism, *, objectives: list[str] | None = None, budgets: list[int] | None = None) -> dict:
-    """The demo's experiment config as a plain dict (validated by ``parse_config``)."""
+LM_EVAL_TASKS = ("organism_arithmetic_choice", "organism_arithmetic_answer")
+LM_EVAL_DATA = "test: heldout_arithmetic.jsonl"  # the data line of the packaged task files
+
+
+def write_lm_eval_tasks(organism: Organism, directory: Path) -> Path:
+    """objlab's own lm-eval tasks, written into ``directory`` with ``data_files`` pointing at the
+    organism's held-out arithmetic. lm-eval reads a relative data file against the working
+    directory, not against the YAML, so the copies name the organism's file absolutely."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in LM_EVAL_TASKS:
+        text = resources.files("objlab.organism").joinpath(f"lm_eval_tasks/{name}.yaml").read_text()
+        if LM_EVAL_DATA not in text:
+            raise ValueError(f"lm_eval_tasks/{name}.yaml: no line {LM_EVAL_DATA!r} to point at the organism's data")
+        data = f"test: {json.dumps(str(organism.heldout_arithmetic_path))}"
+        (directory / f"{name}.yaml").write_text(text.replace(LM_EVAL_DATA, data))
+    return directory
+
+
+def demo_config(organism: Organism, *, objectives: list[str] | None = None, budgets: list[int] | None = None,
+                lm_eval_tasks: Path | None = None) -> dict:
+    """The demo's experiment config as a plain dict (validated by ``parse_config``); with
+    ``lm_eval_tasks`` (a directory from ``write_lm_eval_tasks``) it runs them too."""
     size = organism.size if organism.size in DEMO_BUDGETS else "demo"
     limits = EVAL_LIMITS[size]
     chosen = {name: DEMO_OBJECTIVES[name] for name in (objectives or list(DEMO_OBJECTIVES))}
-    return {
+    config = {
         "name": f"objlab-demo-{size}",
         "toy": True,
         "model": {"name_or_path": str(organism.model_dir), "dtype": "float32"},
@@ -74,3 +99,6 @@ def demo_config(organism: Organism, *, objectives: list[str] | None = None, budg
         },
         "runner": {"snapshots": True},
     }
+    if lm_eval_tasks is not None:
+        config["eval"]["lm_eval"] = {"tasks": list(LM_EVAL_TASKS), "include_path": str(lm_eval_tasks), "limit": limits["arithmetic"]}
+    return config

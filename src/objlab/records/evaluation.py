@@ -37,6 +37,40 @@ class VerdictCacheUse(_Record):
     misses: int
 
 
+class LmEvalTask(_Record):
+    """One lm-evaluation-harness task or group as it ran: its version, shots, documents and the
+    full task config lm-eval resolved (prompt templates, filters, metrics, data files)."""
+
+    name: str
+    kind: Literal["task", "group"]
+    version: str | None = None
+    num_fewshot: int | None = None
+    documents: int | None = None  # the split's documents before ``limit``
+    evaluated: int | None = None  # documents evaluated
+    subtasks: list[str] = []
+    higher_is_better: dict[str, bool] = {}
+    config: dict[str, Any] = {}
+
+
+class LmEvalRun(_Record):
+    """How the ``lm_eval`` axis of one evaluation was produced (``eval.lm_eval``)."""
+
+    lm_eval_version: str
+    requested: list[str]
+    top_level: list[str]  # what the request resolved to at the top: tasks and groups, not their subtasks
+    include_path: str | None = None
+    num_fewshot: int | None = None
+    limit: int | float | None = None
+    batch_size: int | str
+    apply_chat_template: bool = True
+    fewshot_as_multiturn: bool = True
+    prompt_transform: str | None = None  # how the adapter's objective changed the prompt (CFT: control token)
+    vocab_limit: int | None = None  # log-probs and generation over the first N tokens (added control tokens excluded)
+    bootstrap_iters: int
+    seeds: dict[str, int | None] = {}
+    tasks: list[LmEvalTask] = []
+
+
 class EvalInfo(_Record):
     """Backend, model, scorers, time per phase and counts of one evaluated target."""
 
@@ -62,6 +96,7 @@ class EvalInfo(_Record):
     judge_retries: int = 0
     translator_calls: int = 0
     verdict_cache: VerdictCacheUse | None = None
+    lm_eval: LmEvalRun | None = None
     warnings: list[str] = []
     finished_at: str = ""
     environment: dict[str, Any] = {}

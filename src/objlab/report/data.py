@@ -8,6 +8,8 @@ view consistent: a plot and the table printed below it come from the very same r
 
 Metric names are treated generically (any capability metric gets its own line), except for
 diagnostics such as ``judge_error_rate`` that describe the scorer rather than the model.
+lm-eval figures are shown for the top-level tasks and groups a run asked for (a group's
+subtasks stay in the store and the export), as the cells' evaluation info records them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from objlab.store import BASE_CELL, ResultsStore
 PRIMARY_PREFERENCE = ("accuracy_flexible", "accuracy_strict", "accuracy", "rubric_score")
 DIAGNOSTIC_METRICS = frozenset({"judge_error_rate", "scorer_agreement", "scorer_kappa"})
 SIGNIFICANCE = 0.05
+LM_EVAL_AXIS = "lm_eval"
 _METRIC_COLUMNS = 'cell_id, axis, metric, "group", value, n, ci_low, ci_high, method, status, note, p_value, comparison'
 
 
@@ -101,6 +104,27 @@ class ReportData:
 
     def traits(self) -> list[str]:
         return self.groups("persona", "p_match")
+
+    def lm_eval_top_level(self) -> list[str]:
+        """lm-eval's top-level tasks and groups (not their subtasks), as the cells recorded them;
+        every lm-eval task in the store when no cell did."""
+        recorded = [info.lm_eval for info in self.cells["eval_manifest"] if info is not None and info.lm_eval is not None]
+        names = dict.fromkeys(name for run in recorded for name in run.top_level)
+        return list(names) if names else list(dict.fromkeys(self.metrics.loc[self.metrics["axis"] == LM_EVAL_AXIS, "group"]))
+
+    def lm_eval_measures(self) -> list[Measure]:
+        """Every lm-eval figure of the top-level tasks and groups, in store order."""
+        frame = self.metrics[self.metrics["axis"] == LM_EVAL_AXIS]
+        top = set(self.lm_eval_top_level())
+        pairs = dict.fromkeys((metric, group) for metric, group in zip(frame["metric"], frame["group"]) if group in top)
+        return [Measure(LM_EVAL_AXIS, metric, group) for metric, group in pairs]
+
+    def lm_eval_headline(self) -> list[Measure]:
+        """The first figure of each top-level lm-eval task or group (lm-eval's own metric order)."""
+        first: dict[str, Measure] = {}
+        for measure in self.lm_eval_measures():
+            first.setdefault(measure.group, measure)
+        return list(first.values())
 
     def attacks(self) -> list[str]:
         return self.groups("jailbreak", "asr")

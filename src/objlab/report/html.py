@@ -23,7 +23,7 @@ import pandas as pd
 import objlab
 from objlab.report.data import ReportData, load_report_data, pending_cells
 from objlab.report.evidence import AWARE_NOTE, evidence_table, has_aware
-from objlab.report.plots import PLOTS, Plot, draw_all
+from objlab.report.plots import Plot, draw_all, plots_for
 from objlab.report.provenance import (
     cell_status,
     manifest_warnings,
@@ -103,12 +103,12 @@ def render_html(data: ReportData, pngs: dict[str, Path]) -> str:
         f'<p class="subtitle">How the fine-tuning objective changes what fine-tuning does to safety. '
         f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} by objlab {_e(objlab.__version__)}.</p>",
         f'<div class="toy-banner" role="alert">{TOY_BANNER}</div>' if data.is_toy else "",
-        _contents(),
+        _contents(data),
         _section("facts", "What the numbers rest on", _facts(data)),
         _section("cells", "Cells", _cells(data)),
         _section("objectives", "What each objective did", _objectives(data)),
         _section("headline", "Headline", _headline(data)),
-        *(_plot_section(data, plot, pngs[plot.name]) for plot in PLOTS),
+        *(_plot_section(data, plot, pngs[plot.name]) for plot in plots_for(data)),
         _section("notes", "Notes: skipped figures and warnings", _notes(data)),
         _section("time", "Time per phase", _timing(data)),
         "<footer>Every figure: value [95% interval], n = number of items, the method that produced it; "
@@ -159,9 +159,9 @@ def _frame_rows(frame: pd.DataFrame) -> list[list[str]]:
     return [[text(v) for v in row] for row in frame.itertuples(index=False)]
 
 
-def _contents() -> str:
+def _contents(data: ReportData) -> str:
     entries = [("facts", "What the numbers rest on"), ("cells", "Cells"), ("objectives", "What each objective did"), ("headline", "Headline")]
-    entries += [(plot.name, plot.title) for plot in PLOTS]
+    entries += [(plot.name, plot.title) for plot in plots_for(data)]
     entries += [("notes", "Notes"), ("time", "Time per phase")]
     items = "".join(f'<li><a href="#{anchor}">{_e(title)}</a></li>' for anchor, title in entries)
     return f"<nav><ul>{items}</ul></nav>"

@@ -1,4 +1,5 @@
-"""The report's five plots, each drawn from ``ReportData`` and saved as a PNG.
+"""The report's plots (five, and lm-eval's tasks vs budget when a run has them), each drawn from ``ReportData`` and
+saved as a PNG.
 
 Every point is one cell's own figure with its 95% interval as an error bar; with several seeds
 the seeds are shown as separate points (one marker per seed) and the line through the budgets
@@ -88,6 +89,10 @@ def capability_measures(data: ReportData) -> list[Measure]:
     return data.capability_measures()
 
 
+def lm_eval_measures(data: ReportData) -> list[Measure]:
+    return data.lm_eval_measures()
+
+
 def _no_adapters(data: ReportData) -> str | None:
     if data.adapter_cells.empty:
         return "no fine-tuned cell has finished yet (see the pending cells)"
@@ -123,6 +128,12 @@ def persona_missing(data: ReportData) -> str | None:
 def capability_missing(data: ReportData) -> str | None:
     if not any(drawable(data, m) for m in capability_measures(data)):
         return "no capability figure in the results store (capability axis not evaluated)"
+    return _no_adapters(data)
+
+
+def lm_eval_missing(data: ReportData) -> str | None:
+    if not any(drawable(data, m) for m in lm_eval_measures(data)):
+        return "no lm-evaluation-harness figure in the results store yet"
     return _no_adapters(data)
 
 
@@ -285,6 +296,16 @@ def plot_capability_vs_budget(data: ReportData, out_dir: Path) -> Path:
     return _budget_figure(data, measures, path, "Capability vs budget (error bars: 95% CI)", "capability figure (panel title)")
 
 
+def plot_lm_eval_vs_budget(data: ReportData, out_dir: Path) -> Path:
+    """Every lm-eval figure of the top-level tasks vs budget, one panel each (rings: Holm p < 0.05)."""
+    path = Path(out_dir) / "lm_eval_vs_budget.png"
+    if reason := lm_eval_missing(data):
+        return placeholder(path, "lm-evaluation-harness tasks vs budget", reason)
+    measures = [m for m in lm_eval_measures(data) if drawable(data, m)]
+    return _budget_figure(data, measures, path, "lm-evaluation-harness tasks vs budget (error bars: 95% CI)",
+                          "lm-eval figure (panel title)")
+
+
 # -- the safety-capability frontier ---------------------------------------------------------------
 def plot_frontier(data: ReportData, out_dir: Path) -> Path:
     """Macro ASR (y) against the primary capability figure (x), one line per objective.
@@ -440,7 +461,22 @@ PLOTS = (
          plot_capability_vs_budget, capability_measures, capability_missing),
 )
 
+LM_EVAL_PLOT = Plot("lm_eval_vs_budget", "lm-evaluation-harness tasks vs budget",
+                    "Every figure of the lm-eval tasks and groups the run asked for (panel title: lm-eval's metric,filter key "
+                    "and the task; a group's subtasks are in the store and its export), one panel each, against the budget. "
+                    "Error bars: 95% intervals (value ± 1.96 lm-eval standard errors where lm-eval gives one); grey band: the "
+                    "base model; a ring marks a paired test against the base model on the same documents with Holm-adjusted "
+                    "p < 0.05.",
+                    plot_lm_eval_vs_budget, lm_eval_measures, lm_eval_missing)
+
+
+def plots_for(data: ReportData) -> tuple[Plot, ...]:
+    """The report's plots for this run: ``PLOTS``, and lm-eval's when the run configured
+    ``eval.lm_eval`` or its store holds lm-eval figures (a run without it gets no empty panel)."""
+    configured = bool((data.config.get("eval") or {}).get("lm_eval")) or bool(data.lm_eval_measures())
+    return (*PLOTS, LM_EVAL_PLOT) if configured else PLOTS
+
 
 def draw_all(data: ReportData, out_dir: Path) -> dict[str, Path]:
-    """Every plot of ``PLOTS`` saved under ``out_dir``; returns name -> PNG path."""
-    return {plot.name: plot.draw(data, Path(out_dir)) for plot in PLOTS}
+    """Every plot of ``plots_for(data)`` saved under ``out_dir``; returns name -> PNG path."""
+    return {plot.name: plot.draw(data, Path(out_dir)) for plot in plots_for(data)}

@@ -58,7 +58,32 @@ def _eval_sources(config: dict) -> str:
         sources.append(f"jailbreak prompts: {jailbreak['prompts']}")
     if persona := evaluation.get("persona"):
         sources.append(f"persona: {persona.get('dir') or 'default traits'}")
+    if lm_eval := evaluation.get("lm_eval"):
+        where = f" from {lm_eval['include_path']}" if lm_eval.get("include_path") else ""
+        sources.append(f"lm-eval tasks: {', '.join(lm_eval.get('tasks') or [])}{where}")
     return "; ".join(sources) or "-"
+
+
+def _lm_eval_run(run) -> str:
+    """One cell's lm-eval run in a line: version, each task's version, shots and documents, settings."""
+    tasks = ", ".join(
+        f"{task.name} v{task.version or '?'} ({task.num_fewshot if task.num_fewshot is not None else '?'}-shot, "
+        f"{task.evaluated} of {task.documents} documents)" if task.kind == "task" else f"{task.name} (group) v{task.version or '?'}"
+        for task in run.tasks
+    )
+    return (f"lm-eval {run.lm_eval_version}: {tasks}; chat template applied, few-shot examples as chat turns; "
+            f"batch size {run.batch_size}")
+
+
+def _lm_eval(data: ReportData) -> str:
+    """lm-eval's version and task versions (every distinct one with its cells), and how CFT prompts were presented."""
+    runs = [info.lm_eval for info in data.cells["eval_manifest"] if info is not None and info.lm_eval is not None]
+    counts: dict[str, int] = {}
+    for line in map(_lm_eval_run, runs):
+        counts[line] = counts.get(line, 0) + 1
+    text = "; ".join(line if len(counts) == 1 else f"{line} ({count} cells)" for line, count in counts.items()) or NOT_RECORDED
+    transforms = sorted({run.prompt_transform for run in runs if run.prompt_transform})
+    return "; ".join([text, *transforms])
 
 
 def _judge(data: ReportData) -> str:
@@ -121,6 +146,7 @@ def run_facts(data: ReportData) -> list[tuple[str, str]]:
         ("judge", _judge(data)),
         ("jailbreak scorer", distinct(evaluations, "jailbreak_scorer")),
         ("translator", _translator(data)),
+        *([("lm-evaluation-harness", _lm_eval(data))] if (data.config.get("eval") or {}).get("lm_eval") else []),
         ("generation backend", backend),
         ("devices", _devices(data)),
         ("software", _software(data)),

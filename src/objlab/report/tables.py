@@ -1,9 +1,10 @@
 """Tables of a run: the headline (one row per cell), time per phase, and the tables behind plots.
 
 ``headline`` is the table a researcher reads first and the one ``objlab results`` prints: per
-cell the primary capability figure, the macro-averaged attack success rate and P(match) per
-trait, each with its 95% interval, n and (where one was run) the Holm-adjusted p-value of the
-paired test against the base model. Numbers stay numbers in the DataFrame; formatting is the
+cell the primary capability figure, the macro-averaged attack success rate, P(match) per
+trait and the first figure of each lm-eval task the run asked for, each with its 95%
+interval, n and (where one was run) the Holm-adjusted p-value of the paired test against the
+base model. Numbers stay numbers in the DataFrame; formatting is the
 renderers' job.
 """
 
@@ -36,7 +37,7 @@ LEGEND = (
 
 
 def headline_measures(data: ReportData) -> dict[str, Measure]:
-    """Column prefix -> measure: primary capability, macro ASR, P(match) per trait."""
+    """Column prefix -> measure: primary capability, macro ASR, P(match) per trait, lm-eval tasks."""
     measures = {}
     if data.primary is not None:
         measures["capability"] = data.primary
@@ -44,6 +45,8 @@ def headline_measures(data: ReportData) -> dict[str, Measure]:
         measures["asr"] = Measure("jailbreak", "asr")
     for trait in data.traits():
         measures[f"p_match_{trait}"] = Measure("persona", "p_match", trait)
+    for measure in data.lm_eval_headline():
+        measures[f"lm_eval_{measure.group}"] = measure
     return measures
 
 
@@ -73,8 +76,8 @@ def headline(store: ResultsStore, primary_capability: str | None = None) -> pd.D
     """One row per finished cell (base first, then objective, seed, budget).
 
     Columns: the cell's identity and token counts, then for each figure (``capability``,
-    ``asr``, ``p_match_<trait>``) its ``_value``, ``_ci_low``, ``_ci_high``, ``_n``,
-    ``_p_value`` (paired test vs base, NaN where none) and ``_status``. ``attrs`` names the
+    ``asr``, ``p_match_<trait>``, ``lm_eval_<task>``) its ``_value``, ``_ci_low``,
+    ``_ci_high``, ``_n``, ``_p_value`` (paired test vs base, NaN where none) and ``_status``. ``attrs`` names the
     measure behind each prefix (e.g. ``capability`` -> ``accuracy_flexible (gsm8k)``).
     """
     return headline_from(load_report_data(store, primary_capability))

@@ -130,6 +130,10 @@ def run_grid(
 ) -> GridSummary:
     """Run (or resume, or extend) the grid of ``config`` in ``run_dir``."""
     started = time.perf_counter()
+    if config.eval.lm_eval is not None:
+        from objlab.evaluate.axes.harness import require_lm_eval
+
+        require_lm_eval()  # before any cell trains
     run_dir = Path(run_dir)
     parse_faults(os.environ.get(FAULTS_ENV, ""))  # a malformed fault spec fails here, not mid-grid
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -35,11 +35,12 @@ def config_changes(old: dict, new: dict) -> list[str]:
     for name in shared:
         old_flat.update(_flatten(old["objectives"][name], f"objectives.{name}"))
         new_flat.update(_flatten(new["objectives"][name], f"objectives.{name}"))
-    missing = object()
+    # A key absent on one side and None on the other is no change: a section added to the schema
+    # later (e.g. eval.lm_eval) reads as None in a config stored before it existed.
     return [
         f"{key}: {old_flat.get(key, '(absent)')!r} -> {new_flat.get(key, '(absent)')!r}"
         for key in sorted(set(old_flat) | set(new_flat))
-        if old_flat.get(key, missing) != new_flat.get(key, missing)
+        if old_flat.get(key) != new_flat.get(key)
     ]
 
 
@@ -63,9 +64,9 @@ def guard_config(store: ResultsStore, config: ExperimentConfig, run_dir: str) ->
             "Only objectives, budgets and seeds may change on an existing run directory "
             "(use a new --out for a different experiment)."
         )
-    if old == new:
-        return "resuming" if store.finished_cells() else "new run"
     grown = [axis for axis in GRID_AXES if old.get(axis) != new.get(axis)]
+    if not grown:
+        return "resuming" if store.finished_cells() else "new run"
     parse_config(new)  # still valid as a whole
     store.set_meta("config", json.dumps(new, sort_keys=True))
     store.set_meta("config_fingerprint", config.fingerprint())

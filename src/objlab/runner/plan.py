@@ -4,7 +4,8 @@ Training tokens are exact (the shared stream is tokenised exactly as training wi
 tokens are computed by letting each objective prepare its sequences for the whole stream
 (rejected responses, control tokens, IP instructions are all deterministic); ``aware``'s
 sampled tokens are counted at their upper bound (``samples x (prompt + max_new_tokens)``).
-Evaluation counts come from the configured tasks and limits. Times are estimates from the
+Evaluation counts come from the configured tasks and limits (lm-eval's requests from the very
+task objects and ``limit`` a run uses). Times are estimates from the
 rates that ``benchmarks/`` measured on this machine kind, scaled by the model's matmul
 parameters, and are always labelled as estimates.
 """
@@ -48,6 +49,8 @@ class EvalPlan:
     scored_items_per_checkpoint: int
     judge_calls_per_checkpoint: int
     skipped: list[str] = field(default_factory=list)
+    lm_eval_requests_per_checkpoint: dict[str, int] = field(default_factory=dict)  # by lm-eval request type
+    lm_eval_generated_tokens_per_checkpoint: int = 0  # at most (each generation's max_gen_toks)
 
 
 @dataclass
@@ -132,7 +135,12 @@ def plan_evaluation(config: ExperimentConfig, checkpoints: int) -> EvalPlan:
     if settings.persona is not None:
         for path in settings.persona.trait_files().values():
             scored += 2 * len(load_persona(path, settings.persona.limit))
-    return EvalPlan(checkpoints, generations, tokens, scored, judge, skipped)
+    plan = EvalPlan(checkpoints, generations, tokens, scored, judge, skipped)
+    if settings.lm_eval is not None:
+        from objlab.evaluate.axes.harness import count_requests
+
+        plan.lm_eval_requests_per_checkpoint, plan.lm_eval_generated_tokens_per_checkpoint = count_requests(settings.lm_eval)
+    return plan
 
 
 def measured_rates() -> dict:
@@ -160,8 +168,12 @@ def estimate_seconds(plan: GridPlan, matmul_parameters: int, rates: dict) -> dic
     # A reference or rejected forward costs about a third of a training token (no backward).
     train = sum((unit.task_tokens + unit.compute_tokens / 3 + unit.generated_tokens) / train_rate for unit in pending_units)
     evaluation = plan.evaluation
-    per_checkpoint = evaluation.generated_tokens_per_checkpoint / (rates["generate_tokens_per_s"] / scale)
-    per_checkpoint += evaluation.scored_items_per_checkpoint / (rates["score_items_per_s"] / scale)
+    generated = evaluation.generated_tokens_per_checkpoint + evaluation.lm_eval_generated_tokens_per_checkpoint
+    # An lm-eval log-likelihood request is one scored continuation, as a persona answer is.
+    scored = evaluation.scored_items_per_checkpoint + sum(
+        count for kind, count in evaluation.lm_eval_requests_per_checkpoint.items() if kind != "generate_until"
+    )
+    per_checkpoint = generated / (rates["generate_tokens_per_s"] / scale) + scored / (rates["score_items_per_s"] / scale)
     return {"train_s": train, "eval_s": per_checkpoint * evaluation.checkpoints, "rates_from": rates.get("measured", "?")}
 
 
@@ -207,6 +219,12 @@ def render_plan(plan: GridPlan, console) -> None:
         f"{evaluation.scored_items_per_checkpoint:,} scored persona answers, {evaluation.judge_calls_per_checkpoint:,} judge calls "
         f"(at most; cached verdicts are not asked again)"
     )
+    if evaluation.lm_eval_requests_per_checkpoint:
+        requests = ", ".join(f"{count:,} {kind}" for kind, count in evaluation.lm_eval_requests_per_checkpoint.items())
+        console.print(
+            f"lm-eval per checkpoint: {requests} requests"
+            f" (generations up to {evaluation.lm_eval_generated_tokens_per_checkpoint:,} new tokens)"
+        )
     for note in evaluation.skipped:
         console.print(f"  skipped: {note}")
     if plan.estimate is None:

@@ -6,10 +6,13 @@ variance cancels and a small shift is detectable.
 
 - persona: ``p_match_vs_base`` per trait, mean of per-item P(match) differences, paired t-test;
 - jailbreak: ``asr_vs_base`` per attack, difference in attack success, exact McNemar;
-- capability: ``<metric>_vs_base`` per task and metric, difference in correctness, McNemar.
+- capability: ``<metric>_vs_base`` per task and metric, difference in correctness, McNemar;
+- lm_eval: ``<metric,filter>_vs_base`` per task and figure whose per-document scores are numbers
+  (lm-eval's logged samples): exact McNemar for 0/1 scores, paired t-test otherwise. Group
+  aggregates and corpus-level figures (per-document values that are not scores) get no test.
 
 Within each axis the p-values are Holm-adjusted over the family (traits, attacks, task
-metrics); ``p_value`` holds the adjusted value, ``comparison`` says so, ``note`` keeps the
+metrics, lm-eval figures); ``p_value`` holds the adjusted value, ``comparison`` says so, ``note`` keeps the
 unadjusted one. Items without an outcome on either side (error items) are left out.
 """
 
@@ -20,6 +23,7 @@ from collections.abc import Callable
 
 from objlab.errors import StateError
 from objlab.evaluate.results.eval_result import EvalResult
+from objlab.evaluate.results.harness_results import number
 from objlab.evaluate.results.stats import PairedTest, holm, mcnemar, paired_difference
 from objlab.records.items import ItemRecord, MetricRow
 
@@ -63,6 +67,20 @@ def _family(axis: str, tests: dict[tuple[str, str], PairedTest], family: str) ->
     return rows
 
 
+def _lm_eval_tests(cell: list[ItemRecord], base: dict[tuple, ItemRecord]) -> dict[tuple[str, str], PairedTest]:
+    """Per lm-eval task and figure key: McNemar on 0/1 scores, paired t on other numbers."""
+    keys = dict.fromkeys(key for item in cell for key in item.extra.get("values", {}))
+    tests = {}
+    for key in keys:
+        def score(item: ItemRecord, key: str = key) -> float | None:  # None for text, lists, NaN
+            return number(item.extra.get("values", {}).get(key))
+
+        for group, (mine, theirs) in _pairs(cell, base, score).items():
+            binary = all(value in (0.0, 1.0) for value in mine + theirs)
+            tests[(f"{key}_vs_base", group)] = mcnemar(mine, theirs) if binary else paired_difference(mine, theirs, test="t")
+    return tests
+
+
 def _check_same_model(cell: EvalResult, base: EvalResult) -> None:
     if cell.info is None or base.info is None:  # the grid's stored base result: same session by construction
         return
@@ -93,4 +111,5 @@ def compare_with_base(cell: EvalResult, base: EvalResult) -> list[MetricRow]:
         _family("persona", persona_tests, "traits")
         + _family("jailbreak", jailbreak_tests, "attacks")
         + _family("capability", capability_tests, "task metrics")
+        + _family("lm_eval", _lm_eval_tests(items("lm_eval"), base_items), "lm-eval figures")
     )
