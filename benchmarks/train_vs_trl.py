@@ -604,7 +604,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="batch size (default: the shape's: 4 / 16 / 8; 2 for qwen2.5-0.5b on CPU)")
     parser.add_argument("--warmup", type=int, default=None, help="warm-up steps excluded from timing (default 3; 1 for qwen2.5-0.5b on CPU)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default 20 on CPU, 10 on GPU; 3 for qwen2.5-0.5b on CPU)")
-    parser.add_argument("--rejected", default=None, choices=["corrupt", "trait"],
+    parser.add_argument("--rejected", default=None, choices=["unsafe", "corrupt", "trait"],
                         help="rejected responses of DPO/ORPO/CFT, both sides (default: objlab's default, corrupt: the chosen response "
                              "with its final number changed, so a pair shares most of its tokens; trait: a trait statement first, "
                              "so a pair shares only its prompt)")

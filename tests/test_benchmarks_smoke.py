@@ -75,6 +75,7 @@ def test_generation(tmp_path, small_model_dir):
     assert "largest difference" in generation.notes(results, argparse.Namespace(quick=False))[-1]
 
 
+@requires_shared  # the model directories are built from the real GSM8K and persona rows
 def test_default_shapes_and_sizes():
     """On CPU both scripts run the tiny shape and the real Qwen2.5-0.5B shape (a few steps, fp32),
     the 0.5B rows beside the tiny ones in one table."""
@@ -82,7 +83,7 @@ def test_default_shapes_and_sizes():
     assert common.shape_list("qwen2.5-7b", "cuda") == ["qwen2.5-7b"]
     with pytest.raises(SystemExit, match="unknown shape"):
         common.shape_list("llama-huge", "cpu")
-    args = argparse.Namespace(device="cpu", quick=False, batch=None, warmup=None, steps=None, shapes=["llama-tiny", "qwen2.5-0.5b"])
+    args = argparse.Namespace(device="cpu", quick=False, batch=None, warmup=None, steps=None, shapes=["llama-tiny", "qwen2.5-0.5b"], rejected=None)
     specs = train_vs_trl.plan_specs(args)
     real = [spec for spec in specs if spec["shape"] == "qwen2.5-0.5b"]
     assert {spec["objective"] for spec in real} == set(train_vs_trl.CPU_REAL_OBJECTIVES)
