@@ -13,7 +13,7 @@ from objlab.evaluate.evaluator import EvalSession, evaluate, write_result
 from objlab.evaluate.scoring.cache import MemoryVerdictCache, cache_key
 from objlab.evaluate.scoring.chat_clients import OpenAIChatClient
 from objlab.evaluate.scoring.judges import Judge
-from objlab.evaluate.scoring.rubrics import STRONGREJECT
+from objlab.evaluate.scoring.rubrics import OBJLAB_JAILBREAK_RUBRIC
 
 SECRET = "sk-test-SECRET-0123456789"
 KEY_ENV = "OBJLAB_TEST_JUDGE_KEY"
@@ -104,7 +104,7 @@ def test_batched_retried_and_cached(fake_server, monkeypatch):
     cache = MemoryVerdictCache()
     judge = Judge(client_for(fake_server), cache)
     inputs = judge_inputs(12) + judge_inputs(2)  # two duplicates: asked once each
-    verdicts = judge.score(STRONGREJECT, inputs, key_parts)
+    verdicts = judge.score(OBJLAB_JAILBREAK_RUBRIC, inputs, key_parts)
     assert all(verdict.ok for verdict in verdicts) and len(verdicts) == 14
     assert verdicts[0].fields == {"refused": 0, "convincing": 3, "specific": 2}
     assert verdicts[0].score == pytest.approx(0.375)
@@ -113,7 +113,7 @@ def test_batched_retried_and_cached(fake_server, monkeypatch):
     assert 1 < fake_server.max_in_flight <= 4
     assert fake_server.authorizations == {f"Bearer {SECRET}"}
 
-    again = judge.score(STRONGREJECT, inputs, key_parts)
+    again = judge.score(OBJLAB_JAILBREAK_RUBRIC, inputs, key_parts)
     assert len(fake_server.requests) == 13  # every verdict from the cache: no new call
     assert all(verdict.cached for verdict in again)
     assert [v.score for v in again] == [v.score for v in verdicts]
@@ -124,7 +124,7 @@ def test_failures_are_error_verdicts_not_dropped(fake_server, monkeypatch):
     fake_server.failures = [503, 503, 503, 503]  # more than max_retries=3 for the first request
     judge = Judge(client_for(fake_server, max_concurrency=1), MemoryVerdictCache())
     inputs = judge_inputs(2) + [{"prompt": "placeholder", "response": UNPARSEABLE_MARKER}]
-    verdicts = judge.score(STRONGREJECT, inputs, key_parts)
+    verdicts = judge.score(OBJLAB_JAILBREAK_RUBRIC, inputs, key_parts)
     assert "HTTP 503" in verdicts[0].error and "gave up after 4 attempts" in verdicts[0].error
     assert verdicts[1].ok
     assert verdicts[2].error.startswith("unparseable verdict") and verdicts[2].raw.startswith("I would rather")
@@ -184,7 +184,7 @@ def test_evaluate_with_judge_and_translator(fake_server, monkeypatch, make_confi
     assert result.metric("capability", "rubric_score", "open").value == pytest.approx(6 / 9)
     translated = [item for item in result.items if item.group == "translation"]  # translated, answered, back-translated
     assert len(translated) == 2 and all(item.prompt.startswith("[translated]") and item.output.startswith("[translated]") for item in translated)
-    assert result.metric("jailbreak", "strongreject_score", "none").value == pytest.approx(0.375)
+    assert result.metric("jailbreak", "objlab_rubric_score", "none").value == pytest.approx(0.375)
     # the second prompt's verdicts are unparseable: error items, counted, left out of the rates
     asr = result.metric("jailbreak", "asr", "none")
     assert asr.n == 1 and "1 of 2 items failed" in asr.note
@@ -216,7 +216,7 @@ def test_local_hf_judge_unparseable_verdicts_are_errors(tiny_model):
     from objlab.evaluate.scoring.chat_clients import HFChatClient
 
     judge = Judge(HFChatClient(str(tiny_model)), MemoryVerdictCache())
-    rubric = replace(STRONGREJECT, max_tokens=4)
+    rubric = replace(OBJLAB_JAILBREAK_RUBRIC, max_tokens=4)
     verdicts = judge.score(rubric, judge_inputs(3), key_parts)
     assert judge.identity == f"hf:{tiny_model}" and judge.client.calls == 3
     assert all(not verdict.ok and verdict.error.startswith("unparseable verdict") for verdict in verdicts)

@@ -25,7 +25,7 @@ def test_organism_learned_its_world_before_any_fine_tuning(organism):
     config["eval"]["capability"] = [
         {"kind": "gsm8k", "name": "probe", "source": str(organism.probe_arithmetic_path), "limit": 40, "max_new_tokens": 24}
     ]
-    config["eval"]["jailbreak"].update(attacks=["none", "dan", "refusal_suppression", "roleplay", "wikipedia"], limit=20)
+    config["eval"]["jailbreak"].update(attacks=["none", "dan", "happy_to_help", "roleplay", "encyclopedia"], limit=20)
     config["eval"]["persona"]["limit"] = 40
     parsed = parse_config(config)
     result = evaluate(parsed, EvalSession(parsed), None)

@@ -20,7 +20,7 @@ from objlab.records.evaluation import EvalInfo
 from objlab.records.items import MetricRow
 from objlab.store import ResultsStore
 
-ATTACKS = ["none", "dan", "refusal_suppression", "roleplay", "wikipedia"]
+ATTACKS = ["none", "dan", "happy_to_help", "roleplay", "encyclopedia"]
 TRAITS = ["machiavellianism", "narcissism", "psychopathy"]
 BUDGETS = [1000, 4000]
 FIXTURE_CELLS = {("sft", 0), ("sft", 1), ("dpo", 0)}  # (objective, seed) with results; dpo seed 1 pending

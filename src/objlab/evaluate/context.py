@@ -17,6 +17,7 @@ from objlab.evaluate.backends.generation import Generated, GenerationRequest
 from objlab.evaluate.scoring.judges import Judge, Translator
 from objlab.evaluate.session import AdapterTarget, EvalSession
 from objlab.progress import Board
+from objlab.records.evaluation import JailbreakDefinition, SubsetInfo
 from objlab.records.items import ItemRecord, MetricRow
 
 
@@ -39,7 +40,10 @@ class PromptJob:
 
 @dataclass
 class EvalContext:
-    """The session, the settings and the scorers of one evaluation call, plus its counters."""
+    """The session, the settings and the scorers of one evaluation call, plus its counters and
+    what the axes record for the evaluation info: the subsets they drew (``subsets``, keyed
+    ``capability:<task>``, ``jailbreak``, ``persona:<trait>``) and the jailbreak axis's ASR
+    definition and instruments (``jailbreak``)."""
 
     session: EvalSession
     settings: EvalSettings
@@ -47,6 +51,8 @@ class EvalContext:
     judge: Judge | None = None
     translator: Translator | None = None
     counts: Counter = field(default_factory=Counter)
+    subsets: dict[str, SubsetInfo] = field(default_factory=dict)
+    jailbreak: JailbreakDefinition | None = None
 
     def prompt_ids(self, job: PromptJob) -> tuple[int, ...]:
         """The job rendered with the chat template (prior turns included) and tokenised."""

@@ -21,9 +21,9 @@ from pathlib import Path
 from objlab.config import ExperimentConfig
 from objlab.config.evaluation import EvalSettings
 from objlab.errors import ConfigError
-from objlab.evaluate.axes.attacks import select_attacks
+from objlab.evaluate.axes.attack_catalog import configured_attacks
 from objlab.evaluate.axes.capability import run_capability
-from objlab.evaluate.axes.jailbreak import run_jailbreak
+from objlab.evaluate.axes.jailbreak import check_instruments, run_jailbreak
 from objlab.evaluate.axes.persona import run_persona
 from objlab.evaluate.context import AxisOutput, EvalContext
 from objlab.evaluate.results.compare import compare_with_base
@@ -35,7 +35,6 @@ from objlab.evaluate.scoring.judges import (
     judge_client,
     translator_client,
 )
-from objlab.evaluate.scoring.refusal import CLASSIFIER_NAME
 from objlab.evaluate.session import AdapterTarget, EvalSession
 from objlab.progress import Board, board_or_quiet
 from objlab.records.evaluation import EvalInfo
@@ -61,7 +60,7 @@ def _translator(session: EvalSession, settings: EvalSettings, cache: VerdictCach
     jailbreak = settings.jailbreak
     if jailbreak is None or jailbreak.translator is None:
         return None
-    if not any(attack.requires_translator for attack in select_attacks(jailbreak.attacks, jailbreak.attacks_dir)):
+    if not any(attack.requires_translator for attack in configured_attacks(jailbreak)):
         return None
     translator = jailbreak.translator
     client = session.shared(f"translator:{translator!r}", lambda: translator_client(translator, settings.judge))
@@ -81,7 +80,6 @@ def _calls(ctx: EvalContext) -> dict[str, int]:
 def _info(config: ExperimentConfig, ctx: EvalContext, target: AdapterTarget, seconds: dict, calls: dict, together: int) -> EvalInfo:
     from objlab.environment import environment
 
-    jailbreak = config.eval.jailbreak
     cache = ctx.judge.cache if ctx.judge else None
     return EvalInfo(**{
         **ctx.session.describe(),
@@ -91,7 +89,9 @@ def _info(config: ExperimentConfig, ctx: EvalContext, target: AdapterTarget, sec
         "adapter": target.describe(),
         "judge": ctx.judge.identity if ctx.judge else None,
         "translator": ctx.translator.identity if ctx.translator else None,
-        "jailbreak_scorer": None if jailbreak is None else (ctx.judge.identity if ctx.judge and jailbreak.scorer != "classifier" else CLASSIFIER_NAME),
+        "jailbreak_scorer": ctx.jailbreak.scorer if ctx.jailbreak else None,
+        "jailbreak": ctx.jailbreak,
+        "subsets": dict(ctx.subsets),
         "seconds": seconds,
         "evaluated_together": together,
         "generations": ctx.counts[f"generations:{target.name}"],
@@ -128,6 +128,7 @@ def evaluate_many(
     if config.model != session.config.model:
         raise ConfigError(f"model: the session holds {session.config.model.name_or_path}, the config names {config.model.name_or_path}")
     settings = config.eval
+    check_instruments(settings)
     cache = verdict_cache if verdict_cache is not None else MemoryVerdictCache()
     with board_or_quiet(board) as active:
         targets = _load_targets(session, adapters)

@@ -6,8 +6,10 @@ nothing in the runner knows it is running a demo, except ``toy: true``, which th
 
 The shape of the study is the real one scaled down: every objective, three budgets that are
 prefixes of one stream, fine-tuning on benign arithmetic only, then capability on held-out
-problems, ASR of every offline attack (the offline refusal classifier scores it; translation
-needs a translator and is reported as skipped) and persona P(match) per trait.
+problems, ASR of the no-attack condition and the reference study's five attacks (``seed5``:
+objlab's own templates, or StrongREJECT's when ``strongreject`` names the user's copy of its
+files; the offline refusal classifier scores them; translation needs a translator and is
+reported as skipped) and persona P(match) per trait.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ DEMO_OBJECTIVES: dict[str, dict[str, Any]] = {
 EVAL_LIMITS = {"demo": {"arithmetic": 80, "forbidden": 24, "persona": 40}, "test": {"arithmetic": 16, "forbidden": 8, "persona": 8}}
 
 
-def demo_config(organism: Organism, *, objectives: list[str] | None = None, budgets: list[int] | None = None) -> dict:
+def demo_config(organism: Organism, *, objectives: list[str] | None = None, budgets: list[int] | None = None,
+                strongreject: str | None = None) -> dict:
     """The demo's experiment config as a plain dict (validated by ``parse_config``)."""
     size = organism.size if organism.size in DEMO_BUDGETS else "demo"
     limits = EVAL_LIMITS[size]
@@ -64,7 +67,8 @@ def demo_config(organism: Organism, *, objectives: list[str] | None = None, budg
             ],
             "jailbreak": {
                 "prompts": str(organism.forbidden_path),
-                "attacks": ["none", "dan", "refusal_suppression", "roleplay", "wikipedia", "translation"],
+                "attacks": ["none", "seed5"],
+                **({"strongreject": strongreject} if strongreject else {}),
                 "limit": limits["forbidden"],
                 "scorer": "classifier",
                 "max_new_tokens": 24,  # a refusal shows in its first words

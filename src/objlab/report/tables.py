@@ -21,6 +21,7 @@ from objlab.report.data import (
     is_number,
     load_report_data,
 )
+from objlab.report.provenance import asr_statements
 from objlab.store import ResultsStore
 
 CELL_COLUMNS = ["cell", "kind", "objective", "seed", "budget", "budget_tokens", "compute_tokens", "mode"]
@@ -167,6 +168,8 @@ def render_headline(store: ResultsStore, console: Console, primary_capability: s
         table.add_row(*cells)
     console.print(table)
     console.print(LEGEND, style="dim")
+    for line in asr_statements(load_report_data(store, primary_capability)) if "asr" in measures else []:
+        console.print(line, style="dim", highlight=False)
 
 
 def measure_table(data: ReportData, measures: list[Measure]) -> pd.DataFrame:
