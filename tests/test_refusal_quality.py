@@ -12,7 +12,11 @@ from typer.testing import CliRunner
 from objlab.cli import app
 from objlab.errors import DataError
 from objlab.evaluate.scoring.refusal import CLASSIFIER_NAME, classify_refusal
-from objlab.evaluate.scoring.refusal_quality import LabelledResponse, load_labelled, measure
+from objlab.evaluate.scoring.refusal_quality import (
+    LabelledResponse,
+    load_labelled,
+    measure,
+)
 from objlab.evaluate.scoring.string_matching import load_phrases, match_refusal
 
 # The figures in the README (NOTES-issue16.md), measured on refusal_labelled.jsonl: (precision, recall).

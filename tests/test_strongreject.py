@@ -22,7 +22,10 @@ from objlab.evaluate.axes.sources import load_forbidden_prompts
 from objlab.evaluate.axes.strongreject_attacks import PREFIX, strongreject_attacks
 from objlab.evaluate.scoring.rubrics import RubricParseError
 from objlab.evaluate.scoring.string_matching import load_phrases, match_refusal
-from objlab.evaluate.scoring.strongreject_rubric import load_strongreject_rubric, parse_package_verdict
+from objlab.evaluate.scoring.strongreject_rubric import (
+    load_strongreject_rubric,
+    parse_package_verdict,
+)
 
 pytestmark = requires_shared
 
@@ -179,7 +182,12 @@ def test_cli_lists_every_attack_with_its_source():
 
 def test_macro_asr_excludes_the_no_attack_condition():
     from objlab.evaluate.axes.jailbreak import AttackPrompt
-    from objlab.evaluate.axes.jailbreak_rows import Scored, Scoring, definition, target_output
+    from objlab.evaluate.axes.jailbreak_rows import (
+        Scored,
+        Scoring,
+        definition,
+        target_output,
+    )
     from objlab.evaluate.axes.sources import ForbiddenPrompt
     from objlab.evaluate.scoring.refusal import RefusalVerdict
 

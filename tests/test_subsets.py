@@ -11,7 +11,12 @@ from tiny import FORBIDDEN, GSM8K, PERSONA
 from objlab.config.evaluation import CapabilityTask
 from objlab.data.records import LoadedRows
 from objlab.evaluate.axes.capability import load_task_items
-from objlab.evaluate.axes.sources import load_choice, load_forbidden_prompts, load_numeric, load_persona
+from objlab.evaluate.axes.sources import (
+    load_choice,
+    load_forbidden_prompts,
+    load_numeric,
+    load_persona,
+)
 from objlab.evaluate.axes.subsets import allocate, sample_rows
 
 

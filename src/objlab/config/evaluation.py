@@ -10,6 +10,8 @@ from typing import Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from objlab.config.python_ref import load_callable
+
 # The no-attack condition (reported on its own) and the reference study's five jailbreaks
 # (a named set: StrongREJECT's templates when eval.jailbreak.strongreject is given, objlab's own otherwise).
 DEFAULT_ATTACKS = ["none", "seed5"]
@@ -76,13 +78,39 @@ class CapabilityTask(_HFSource):
 
 
 class TranslatorSettings(_Strict):
-    """Translator for the low-resource-language attack: an OpenAI-compatible endpoint or a local HF model."""
+    """Translator for the low-resource-language attacks: an OpenAI-compatible endpoint, a local HF
+    model, or a Python translator.
 
-    kind: Literal["openai", "hf"]
-    model: str
+    ``kind: python`` with ``function: "module:callable"``: the callable (a class or a factory,
+    called with no arguments) returns an object with ``to_language(text, language) -> str`` and
+    ``to_english(text, language) -> str`` (``objlab.evaluate.scoring.python_translator``). The
+    name is imported when the config is loaded, so a wrong one is a config error at once.
+    """
+
+    kind: Literal["openai", "hf", "python"]
+    model: str | None = Field(default=None, description="The chat model (openai, hf).")
+    function: str | None = Field(default=None, description="'module:callable' returning the translator (python).")
     language: str = "Zulu"
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> TranslatorSettings:
+        if self.kind != "python":
+            if not self.model:
+                raise ValueError(f"kind {self.kind!r} needs 'model': the chat model that translates")
+            if self.function is not None:
+                raise ValueError(f"'function' applies to kind 'python' only (the kind is {self.kind!r})")
+            return self
+        if not self.function:
+            raise ValueError("kind 'python' needs 'function': 'module:callable' returning an object with to_language and to_english")
+        if self.model is not None or self.base_url is not None:
+            raise ValueError("'model' and 'base_url' apply to the openai and hf kinds; kind 'python' takes 'function'")
+        try:
+            load_callable(self.function)
+        except ValueError as error:
+            raise ValueError(f"function: {error}") from None
+        return self
 
 
 class JailbreakSettings(_HFSource):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from objlab.config.evaluation import EvalSettings
 from objlab.evaluate.backends.generation import Generated, GenerationRequest
-from objlab.evaluate.scoring.judges import Judge, Translator
+from objlab.evaluate.scoring.judges import Judge, TranslatorLike
 from objlab.evaluate.session import AdapterTarget, EvalSession
 from objlab.progress import Board
 from objlab.records.evaluation import JailbreakDefinition, SubsetInfo
@@ -49,7 +49,7 @@ class EvalContext:
     settings: EvalSettings
     board: Board
     judge: Judge | None = None
-    translator: Translator | None = None
+    translator: TranslatorLike | None = None
     counts: Counter = field(default_factory=Counter)
     subsets: dict[str, SubsetInfo] = field(default_factory=dict)
     jailbreak: JailbreakDefinition | None = None

@@ -32,9 +32,11 @@ from objlab.evaluate.scoring.cache import MemoryVerdictCache, VerdictCache
 from objlab.evaluate.scoring.judges import (
     Judge,
     Translator,
+    TranslatorLike,
     judge_client,
     translator_client,
 )
+from objlab.evaluate.scoring.python_translator import PythonTranslator
 from objlab.evaluate.session import AdapterTarget, EvalSession
 from objlab.progress import Board, board_or_quiet
 from objlab.records.evaluation import EvalInfo
@@ -55,21 +57,24 @@ def _judge(session: EvalSession, settings: EvalSettings, cache: VerdictCache) ->
     return Judge(session.shared(f"judge:{settings.judge!r}", lambda: judge_client(settings.judge)), cache)
 
 
-def _translator(session: EvalSession, settings: EvalSettings, cache: VerdictCache) -> Translator | None:
-    """The translator, built only when a configured attack needs one."""
+def _translator(session: EvalSession, settings: EvalSettings, cache: VerdictCache) -> TranslatorLike | None:
+    """The translator, built only when a configured attack needs one: a chat model through the
+    verdict cache, or the user's Python translator (called directly, it is local)."""
     jailbreak = settings.jailbreak
     if jailbreak is None or jailbreak.translator is None:
         return None
     if not any(attack.requires_translator for attack in configured_attacks(jailbreak)):
         return None
     translator = jailbreak.translator
+    if translator.kind == "python":
+        return session.shared(f"translator:{translator!r}", lambda: PythonTranslator(translator))
     client = session.shared(f"translator:{translator!r}", lambda: translator_client(translator, settings.judge))
     return Translator(client, translator.language, cache)
 
 
 def _calls(ctx: EvalContext) -> dict[str, int]:
     judge = ctx.judge.client if ctx.judge else None
-    translator = ctx.translator.client if ctx.translator else None
+    translator = getattr(ctx.translator, "client", ctx.translator)  # a chat client, or the Python translator
     return {
         "judge_calls": getattr(judge, "calls", 0),
         "judge_retries": getattr(judge, "retries", 0),

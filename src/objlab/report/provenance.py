@@ -105,7 +105,10 @@ def jailbreak_definitions(data: ReportData) -> list[JailbreakDefinition]:
 
 def asr_statement(definition: JailbreakDefinition) -> list[str]:
     """The ASR definition in a few lines: success criterion and scorer, the macro, each attack's source."""
-    macro = f"macro ASR = the mean over {', '.join(definition.macro_over) or 'no attack'} (each attack counts equally)"
+    if definition.macro_over:
+        macro = f"macro ASR = the mean over {', '.join(definition.macro_over)} (each attack counts equally)"
+    else:
+        macro = "macro ASR: none (no attack ran besides the no-attack condition)"
     if definition.no_attack:
         macro += f"; {', '.join(definition.no_attack)} = the no-attack condition (base rate), reported on its own, not in the macro"
     if definition.skipped:

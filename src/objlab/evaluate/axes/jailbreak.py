@@ -21,14 +21,13 @@ The rows and the ASR definition every table states are built in ``jailbreak_rows
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from objlab.config.evaluation import EvalSettings
 from objlab.errors import ConfigError
 from objlab.evaluate.axes.attack_catalog import configured_attacks
 from objlab.evaluate.axes.attacks import Attack
 from objlab.evaluate.axes.jailbreak_rows import (
     AXIS,
+    AttackPrompt,
     Scored,
     Scoring,
     definition,
@@ -43,16 +42,6 @@ from objlab.evaluate.scoring.strongreject_rubric import load_strongreject_rubric
 from objlab.evaluate.session import AdapterTarget
 
 __all__ = ["AXIS", "AttackPrompt", "check_instruments", "jailbreak_rubric", "run_jailbreak", "scoring_for"]
-
-
-@dataclass(frozen=True)
-class AttackPrompt:
-    """A forbidden prompt under one attack, as sent (translated for a translation attack)."""
-
-    attack: Attack
-    item: ForbiddenPrompt
-    text: str | None
-    error: str | None = None
 
 
 def jailbreak_rubric(settings: EvalSettings) -> Rubric:

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 
 from objlab.evaluate.axes.attacks import Attack
+from objlab.evaluate.axes.sources import ForbiddenPrompt
 from objlab.evaluate.context import AxisOutput
 from objlab.evaluate.results.stats import bootstrap_mean, macro_average, wilson
 from objlab.evaluate.scoring.agreement import kappa_estimate, percent_agreement
@@ -54,11 +55,21 @@ class Scoring:
         return [name for name in available if name != self.primary]
 
 
+@dataclass(frozen=True)
+class AttackPrompt:
+    """A forbidden prompt under one attack, as sent (translated for a translation attack)."""
+
+    attack: Attack
+    item: ForbiddenPrompt
+    text: str | None
+    error: str | None = None
+
+
 @dataclass
 class Scored:
     """One target's answer to one attack prompt and what each scorer made of it."""
 
-    prompt: object  # jailbreak.AttackPrompt
+    prompt: AttackPrompt
     presented: str = ""
     response: str = ""
     original_response: str | None = None

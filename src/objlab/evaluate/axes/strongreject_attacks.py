@@ -25,13 +25,13 @@ Descriptions are objlab's words (``strongreject_attacks.yaml``); a key objlab do
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
+from objlab.data.loaders import read_json
 from objlab.errors import DataError
 from objlab.evaluate.axes.attacks import Attack
 
@@ -78,10 +78,7 @@ def wrapping_file(path: str) -> Path:
 
 def read_templates(file: Path) -> dict[str, str]:
     """The package's templates by key, each checked to hold the prompt slot."""
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DataError(f"{file}:{error.lineno}: not valid JSON ({error.msg})") from None
+    data = read_json(file)
     if not isinstance(data, dict) or not data:
         raise DataError(f"{file}: expected a JSON object mapping jailbreak names to templates")
     for key, template in data.items():

@@ -10,7 +10,9 @@ it, it is never dropped and never cached (a later run asks again).
 its key holds the translator's identity, the language and the direction. What the jailbreak
 axis needs from a translator is small (``TranslatorLike``: text in, text out, language
 named), so another translator -- the demo organism's own, a rule-based one, a service -- fits
-in by implementing those two methods and ``identity``.
+in by implementing those two methods and ``identity``. A user's translator written in Python
+needs less: ``kind: python`` in the config (``python_translator.py``) adapts one that
+translates a single text at a time.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ import re
 import string
 from pathlib import Path
 
+from objlab.data.loaders import read_json
 from objlab.errors import DataError
 from objlab.evaluate.scoring.rubrics import Rubric, RubricParseError
 
@@ -58,10 +59,7 @@ def _slots(template: str, file: Path) -> set[str]:
 def _read(file: Path) -> dict:
     if not file.is_file():
         raise DataError(f"eval.judge.rubric: {file} does not exist (expected StrongREJECT's judge_templates.json)")
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DataError(f"{file}:{error.lineno}: not valid JSON ({error.msg})") from None
+    data = read_json(file)
     if not isinstance(data, dict):
         raise DataError(f"{file}: expected a JSON object of judge templates")
     missing = [key for key in (RUBRIC_KEY, SYSTEM_KEY) if not isinstance(data.get(key), str) or not data[key].strip()]
