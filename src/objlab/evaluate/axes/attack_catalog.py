@@ -37,6 +37,8 @@ class SetMember:
 
 @dataclass(frozen=True)
 class AttackSet:
+    """A named set of attacks (``seed5``): its members, each with both of its stand-ins."""
+
     name: str
     description: str
     members: tuple[SetMember, ...]
