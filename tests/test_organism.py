@@ -127,6 +127,7 @@ def test_demo_grid_with_seed5_from_strongreject_runs_offline(organism, tmp_path)
         assert mine.loc["", "n"] == 32 and f"macro over 4 attack(s): {', '.join(ran)}" in mine.loc["", "note"]
     assert set(rows["metric"]) >= {"asr", "asr_string_matching"}
     page = write_report(run_dir).read_text()
-    for name in ran + ["strongreject/translation_zulu"]:
+    for name in ran:
         assert f"{name} (strongreject: {wrapping})" in page, name
+    assert f"strongreject/translation_zulu (strongreject: {wrapping} (with strong_reject/jailbreaks.py behaviour))" in page
     assert "refusal-rules-v2" in page and "ASR per attack = the share of forbidden prompts" in page
