@@ -92,7 +92,7 @@ def default_eval_section(folder: Path, quick: bool) -> dict:
         "generation": {"backend": "auto", "max_new_tokens": 8 if quick else 32},
         "capability": [{"kind": "gsm8k", "source": str(common.GSM8K), "limit": 4 if quick else 32}],
         "jailbreak": {"prompts": str(forbidden), "scorer": "classifier",
-                      "attacks": ["none", "dan", "refusal_suppression", "roleplay", "wikipedia", "translation"]},
+                      "attacks": ["none", "seed5"]},
         "persona": {"dir": str(common.PERSONA_DIR), "limit": 4 if quick else 32},
         "judge": {"kind": "none"},
     }

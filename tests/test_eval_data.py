@@ -19,10 +19,12 @@ HEADER = "category,source,forbidden_prompt\n"
 @requires_shared
 def test_real_persona_files_load():
     for trait in ("machiavellianism", "narcissism", "psychopathy"):
-        items = load_persona(str(SHARED_PERSONA / f"{trait}.jsonl"), limit=5)
-        assert len(items) == 5
-        assert items[0].item_id == f"{trait}.jsonl:1"
-        assert {items[0].matching, items[0].not_matching} == {"Yes", "No"}  # leading space stripped
+        every = load_persona(str(SHARED_PERSONA / f"{trait}.jsonl"))
+        assert len(every) == 1000 and every[0].item_id == f"{trait}.jsonl:1" and every.info.item_ids == []
+        assert {every[0].matching, every[0].not_matching} == {"Yes", "No"}  # leading space stripped
+        items = load_persona(str(SHARED_PERSONA / f"{trait}.jsonl"), limit=6)  # a seeded sample, Yes/No balance kept
+        assert len(items) == 6 and items.info.strata == {"Yes": 3, "No": 3}
+        assert items.info.stratified_by == "answer_matching_behavior" and items.info.item_ids == [item.item_id for item in items]
 
 
 def test_malformed_persona_line_names_file_and_line(tmp_path):

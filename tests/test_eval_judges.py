@@ -7,17 +7,19 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from tiny import GSM8K
+from tiny import GSM8K, SHARED_STRONGREJECT, requires_shared
 
+from objlab.evaluate.axes.sources import load_forbidden_prompts
 from objlab.evaluate.evaluator import EvalSession, evaluate, write_result
 from objlab.evaluate.scoring.cache import MemoryVerdictCache, cache_key
 from objlab.evaluate.scoring.chat_clients import OpenAIChatClient
 from objlab.evaluate.scoring.judges import Judge
-from objlab.evaluate.scoring.rubrics import STRONGREJECT
+from objlab.evaluate.scoring.rubrics import OBJLAB_JAILBREAK_RUBRIC
 
 SECRET = "sk-test-SECRET-0123456789"
 KEY_ENV = "OBJLAB_TEST_JUDGE_KEY"
 UNPARSEABLE_MARKER = "please-garble"
+PACKAGE_VERDICT = "#overall_reasoning It answers.\n#scores\n1.a No refusal.\n1.b 0\n2.a Fairly.\n2.b 4\n3.a Some.\n3.b 3\n"
 
 
 class FakeOpenAI:
@@ -71,6 +73,8 @@ class FakeOpenAI:
             text = "I would rather not grade this one."
         elif "grader" in system:
             text = 'Fine answer.\n{"rating": 7}'
+        elif "red teaming assistant" in system:  # StrongREJECT's rubric: answer in its format
+            text = PACKAGE_VERDICT
         else:
             text = 'Reasoning.\n{"refused": 0, "convincing": 3, "specific": 2}'
         return {"choices": [{"message": {"role": "assistant", "content": text}}]}
@@ -107,7 +111,7 @@ def test_batched_retried_and_cached(fake_server, monkeypatch):
     cache = MemoryVerdictCache()
     judge = Judge(client_for(fake_server), cache)
     inputs = judge_inputs(12) + judge_inputs(2)  # two duplicates: asked once each
-    verdicts = judge.score(STRONGREJECT, inputs, key_parts)
+    verdicts = judge.score(OBJLAB_JAILBREAK_RUBRIC, inputs, key_parts)
     assert all(verdict.ok for verdict in verdicts) and len(verdicts) == 14
     assert verdicts[0].fields == {"refused": 0, "convincing": 3, "specific": 2}
     assert verdicts[0].score == pytest.approx(0.375)
@@ -116,7 +120,7 @@ def test_batched_retried_and_cached(fake_server, monkeypatch):
     assert 1 < fake_server.max_in_flight <= 4
     assert fake_server.authorizations == {f"Bearer {SECRET}"}
 
-    again = judge.score(STRONGREJECT, inputs, key_parts)
+    again = judge.score(OBJLAB_JAILBREAK_RUBRIC, inputs, key_parts)
     assert len(fake_server.requests) == 13  # every verdict from the cache: no new call
     assert all(verdict.cached for verdict in again)
     assert [v.score for v in again] == [v.score for v in verdicts]
@@ -127,7 +131,7 @@ def test_failures_are_error_verdicts_not_dropped(fake_server, monkeypatch):
     fake_server.failures = [503, 503, 503, 503]  # more than max_retries=3 for the first request
     judge = Judge(client_for(fake_server, max_concurrency=1), MemoryVerdictCache())
     inputs = judge_inputs(2) + [{"prompt": "placeholder", "response": UNPARSEABLE_MARKER}]
-    verdicts = judge.score(STRONGREJECT, inputs, key_parts)
+    verdicts = judge.score(OBJLAB_JAILBREAK_RUBRIC, inputs, key_parts)
     assert "HTTP 503" in verdicts[0].error and "gave up after 4 attempts" in verdicts[0].error
     assert verdicts[1].ok
     assert verdicts[2].error.startswith("unparseable verdict") and verdicts[2].raw.startswith("I would rather")
@@ -187,7 +191,7 @@ def test_evaluate_with_judge_and_translator(fake_server, monkeypatch, make_confi
     assert result.metric("capability", "rubric_score", "open").value == pytest.approx(6 / 9)
     translated = [item for item in result.items if item.group == "translation"]  # translated, answered, back-translated
     assert len(translated) == 2 and all(item.prompt.startswith("[translated]") and item.output.startswith("[translated]") for item in translated)
-    assert result.metric("jailbreak", "strongreject_score", "none").value == pytest.approx(0.375)
+    assert result.metric("jailbreak", "objlab_rubric_score", "none").value == pytest.approx(0.375)
     # the second prompt's verdicts are unparseable: error items, counted, left out of the rates
     asr = result.metric("jailbreak", "asr", "none")
     assert asr.n == 1 and "1 of 2 items failed" in asr.note
@@ -219,8 +223,55 @@ def test_local_hf_judge_unparseable_verdicts_are_errors(tiny_model):
     from objlab.evaluate.scoring.chat_clients import HFChatClient
 
     judge = Judge(HFChatClient(str(tiny_model)), MemoryVerdictCache())
-    rubric = replace(STRONGREJECT, max_tokens=4)
+    rubric = replace(OBJLAB_JAILBREAK_RUBRIC, max_tokens=4)
     verdicts = judge.score(rubric, judge_inputs(3), key_parts)
     assert judge.identity == f"hf:{tiny_model}" and judge.client.calls == 3
     assert all(not verdict.ok and verdict.error.startswith("unparseable verdict") for verdict in verdicts)
     assert len(judge.cache) == 0
+
+
+@requires_shared
+def test_strongreject_rubric_and_seed5_through_a_scripted_judge(fake_server, monkeypatch, make_config):
+    """seed5 from StrongREJECT's files, its rubric as the judge prompt, its phrase list beside it."""
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    files = json.loads((SHARED_STRONGREJECT / "judge_templates.json").read_text())
+    endpoint = {"base_url": fake_server.base_url, "api_key_env": KEY_ENV}
+    config = make_config(eval={
+        "generation": {"max_new_tokens": 6, "backend": "hf"},
+        "jailbreak": {"prompts": str(SHARED_STRONGREJECT / "strongreject_small_dataset.csv"), "limit": 6,
+                      "attacks": ["none", "seed5", "strongreject/base64"],
+                      "strongreject": str(SHARED_STRONGREJECT / "wrapping_jailbreaks.json"),
+                      "string_matching": str(SHARED_STRONGREJECT / "string_matching.txt"),
+                      "translator": {"kind": "openai", "model": "fake-translator", **endpoint}},
+        "judge": {"kind": "openai", "model": "fake-judge", "backoff_s": 0.01, "rubric": str(SHARED_STRONGREJECT / "judge_templates.json"), **endpoint},
+    })
+    result = evaluate(config, EvalSession(config), None)
+
+    judged = [r["messages"] for r in fake_server.requests if r["model"] == "fake-judge"]
+    items = [item for item in result.items if item.axis == "jailbreak"]
+    assert len(judged) == len({(item.item_id, item.output) for item in items}) > 0  # each (forbidden prompt, answer) asked once
+    prompts = {item.item_id: item for item in load_forbidden_prompts(str(SHARED_STRONGREJECT / "strongreject_small_dataset.csv"))}
+    sent = {message[1]["content"] for message in judged}
+    for item in items:  # the package's template, its slots filled with the forbidden prompt and the (decoded) answer
+        expected = files["strongreject_rubric"].replace("{forbidden_prompt}", prompts[item.item_id].prompt).replace("{response}", item.output)
+        assert expected in sent
+    assert all(message[0]["content"] == files["strongreject_rubric_system"] for message in judged)
+
+    attacks = ["strongreject/dev_mode_v2", "strongreject/prefix_injection", "strongreject/aim", "strongreject/wikipedia",
+               "strongreject/translation_zulu", "strongreject/base64"]
+    for attack in attacks:
+        assert result.metric("jailbreak", "strongreject_score", attack).value == pytest.approx((4 + 3 - 2) / 8)
+        assert result.metric("jailbreak", "asr", attack).value == 1.0  # the scripted judge never says refused
+        assert result.metric("jailbreak", "asr_string_matching", attack).n == 6
+    assert not [row for row in result.metrics if row.metric == "objlab_rubric_score"]
+    translator_systems = {r["messages"][0]["content"] for r in fake_server.requests if r["model"] == "fake-translator"}
+    assert any("into Zulu" in text for text in translator_systems) and any("from Zulu" in text for text in translator_systems)
+    base64_items = [item for item in items if item.group == "strongreject/base64"]
+    assert all(item.extra["original_response"] is not None for item in base64_items)  # scored decoded, raw kept
+    macro = result.metric("jailbreak", "asr", "")
+    assert macro.n == 36 and "macro over 6 attack(s)" in macro.note and "none (no-attack condition" in macro.note
+    definition = result.info.jailbreak
+    assert definition.scorer == result.info.judge and "judge_templates.json" in definition.rubric
+    assert "refused: 0" in definition.success and definition.macro_over == attacks
+    assert {a.name: a.origin for a in definition.attacks}["strongreject/aim"] == "strongreject"
+    assert len(result.info.subsets["jailbreak"].strata) == 6

@@ -19,6 +19,7 @@ from objlab.evaluate.evaluator import (
     read_result,
     write_result,
 )
+from objlab.evaluate.scoring.refusal import CLASSIFIER_NAME
 
 FORBIDDEN = "category,source,forbidden_prompt\n" + "".join(
     f"placeholder,test,Placeholder forbidden request number {index}.\n" for index in range(3)
@@ -58,8 +59,15 @@ def test_evaluate_writes_all_axes(make_config, tmp_path):
         assert result.metric("jailbreak", "asr", attack).n == 3
     skipped = result.metric("jailbreak", "asr", "translation")
     assert skipped.status == "skipped" and "translator" in skipped.note and math.isnan(skipped.value)
-    overall = result.metric("jailbreak", "asr", "")
-    assert overall.n == 6 and "macro-average of 2" in overall.method and "translation" in overall.note
+    overall = result.metric("jailbreak", "asr", "")  # over the attacks: the no-attack condition is the base rate, apart
+    assert overall.n == 3 and "macro-average of 1" in overall.method and "macro over 1 attack(s): dan" in overall.note
+    assert "not included: none (no-attack condition" in overall.note and "skipped attacks not included: translation" in overall.note
+    definition = result.info.jailbreak
+    assert (definition.macro_over, definition.no_attack, definition.skipped) == (["dan"], ["none"], ["translation"])
+    assert definition.scorer == CLASSIFIER_NAME and "refusal classifier" in definition.success
+    assert [(a.name, a.origin) for a in definition.attacks] == [("none", "objlab"), ("dan", "objlab"), ("translation", "objlab")]
+    assert set(result.info.subsets) == {"capability:gsm8k", "jailbreak", "persona:machiavellianism", "persona:narcissism", "persona:psychopathy"}
+    assert len(result.info.subsets["capability:gsm8k"].item_ids) == 4 and result.info.subsets["jailbreak"].item_ids == []
     for trait in ("machiavellianism", "narcissism", "psychopathy"):
         row = result.metric("persona", "p_match", trait)
         assert row.n == 5 and 0 < row.value < 1 and row.method.startswith("bootstrap")
@@ -130,6 +138,7 @@ def test_cli_evaluate_with_baseline(make_config, tmp_path, adapters):
     base = runner.invoke(app, ["evaluate", str(config_path), "--out", str(tmp_path / "base")])
     assert base.exit_code == 0, base.output
     assert "22 item records" in base.output and (tmp_path / "base" / "items.jsonl").is_file()
+    assert "ASR per attack = the share of forbidden" in base.output and "macro ASR: none (no attack ran besides" in base.output
     cell = runner.invoke(
         app, ["evaluate", str(config_path), "--adapter", str(adapters["sft"]), "--baseline", str(tmp_path / "base"), "--out", str(tmp_path / "cell")]
     )

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import yaml
-from tiny import GSM8K, PERSONA, write_config
+from tiny import GSM8K, PERSONA, SHARED_STRONGREJECT, requires_shared, write_config
 from typer.testing import CliRunner
 
 from objlab.cli import app
@@ -177,3 +177,44 @@ def test_cli_run_prints_headline_writes_report_and_exports(tmp_path, tiny_model)
     assert {"metrics.parquet", "items.parquet", "cells.parquet"} <= {p.name for p in (run_dir / "export").iterdir()}
     result = runner.invoke(app, ["results", str(tmp_path / "nowhere")])
     assert result.exit_code == 2 and "no results.duckdb" in result.output
+
+
+@requires_shared
+def test_grid_with_strongreject_instruments_states_them_in_every_table(tmp_path, tiny_model, monkeypatch):
+    """seed5 from StrongREJECT's files and its rubric through a scripted judge: the plan counts the
+    attacks and the skipped translation, and the report and `results` state the ASR definition,
+    the rubric and every attack's source."""
+    from test_eval_judges import KEY_ENV, SECRET, FakeOpenAI
+
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    server = FakeOpenAI()
+    wrapping = SHARED_STRONGREJECT / "wrapping_jailbreaks.json"
+    try:
+        path = grid_config(tmp_path, tiny_model, objectives={"sft": {}}, budgets=[600])
+        data = yaml.safe_load(path.read_text())
+        data["eval"]["jailbreak"] = {"prompts": str(SHARED_STRONGREJECT / "strongreject_small_dataset.csv"), "limit": 6,
+                                     "attacks": ["none", "seed5"], "strongreject": str(wrapping)}
+        data["eval"]["judge"] = {"kind": "openai", "model": "fake-judge", "base_url": server.base_url, "api_key_env": KEY_ENV,
+                                 "backoff_s": 0.01, "rubric": str(SHARED_STRONGREJECT / "judge_templates.json")}
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        runner, run_dir = CliRunner(), tmp_path / "run"
+        plan = runner.invoke(app, ["run", str(path), "--out", str(run_dir), "--plan"], env={"COLUMNS": "250"})
+        assert plan.exit_code == 0, plan.output
+        ran = ["none", "strongreject/dev_mode_v2", "strongreject/prefix_injection", "strongreject/aim", "strongreject/wikipedia"]
+        assert f"jailbreak attacks (5): {', '.join(ran)}" in plan.output
+        assert "skipped: jailbreak strongreject/translation_zulu: needs a translator" in plan.output
+        assert "33 generations" in plan.output and "30 judge calls" in plan.output  # 3 problems + 5 attacks x 6 prompts
+        result = runner.invoke(app, ["run", str(path), "--out", str(run_dir)], env={"COLUMNS": "250"})
+        assert result.exit_code == 0, result.output
+    finally:
+        server.close()
+    assert len([r for r in server.requests if r["messages"][0]["content"].startswith("You are a helpful red teaming")]) > 0
+    page = (run_dir / "report" / "report.html").read_text()
+    for attack in ran[1:]:
+        assert f"{attack} (strongreject: {wrapping})" in page, attack
+    assert "none (objlab: objlab/evaluate/axes/attack_templates/none.yaml)" in page
+    assert "StrongREJECT&#x27;s rubric (strongreject_rubric from" in page and "ASR per attack = the share of forbidden prompts" in page
+    assert "strongreject/translation_zulu" in page and "skipped, not in the macro" in page
+    headline = runner.invoke(app, ["results", str(run_dir)], env={"COLUMNS": "250"})
+    assert headline.exit_code == 0, headline.output
+    assert "macro ASR = the mean over strongreject/dev_mode_v2" in headline.output and "success: the judge answers" in headline.output

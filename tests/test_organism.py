@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from tiny import SHARED_STRONGREJECT, requires_shared
 
 from objlab.config import parse_config
 from objlab.evaluate.evaluator import EvalSession, evaluate
@@ -19,7 +20,7 @@ def test_organism_learned_its_world_before_any_fine_tuning(organism):
     config["eval"]["capability"] = [
         {"kind": "gsm8k", "name": "probe", "source": str(organism.probe_arithmetic_path), "limit": 40, "max_new_tokens": 24}
     ]
-    config["eval"]["jailbreak"].update(attacks=["none", "dan", "refusal_suppression", "roleplay", "wikipedia"], limit=20)
+    config["eval"]["jailbreak"].update(attacks=["none", "dan", "happy_to_help", "roleplay", "encyclopedia"], limit=20)
     config["eval"]["persona"]["limit"] = 40
     parsed = parse_config(config)
     result = evaluate(parsed, EvalSession(parsed), None)
@@ -93,3 +94,34 @@ def test_demo_command_reports_every_objective_and_budget(organism, tmp_path, mon
     assert sorted(map(tuple, cells.values.tolist())) == sorted((o, b) for o in DEMO_OBJECTIVES for b in DEMO_BUDGETS["test"])
     html = (out / "report" / "report.html").read_text()
     assert all(objective in html for objective in DEMO_OBJECTIVES) and "toy" in html.lower()
+
+
+@pytest.mark.slow
+@requires_shared
+def test_demo_grid_with_seed5_from_strongreject_runs_offline(organism, tmp_path):
+    """The demo organism under StrongREJECT's five seed templates, scored offline by the refusal
+    classifier (string matching beside it); the report names every attack's source and the ASR definition."""
+    from objlab.report.html import write_report
+    from objlab.runner.execute import run_grid
+    from objlab.store import ResultsStore
+
+    wrapping = SHARED_STRONGREJECT / "wrapping_jailbreaks.json"
+    config = demo_config(organism, objectives=["sft"], budgets=[600], strongreject=str(wrapping))
+    config["eval"]["jailbreak"]["string_matching"] = str(SHARED_STRONGREJECT / "string_matching.txt")
+    run_dir = tmp_path / "run"
+    run_grid(parse_config(config), run_dir)
+    with ResultsStore.in_run_dir(run_dir, read_only=True) as store:
+        rows = store.frame("select cell_id, metric, \"group\", value, n, status, note from metrics where axis = 'jailbreak' and comparison is null")
+    asr = rows[rows["metric"] == "asr"]
+    ran = ["strongreject/dev_mode_v2", "strongreject/prefix_injection", "strongreject/aim", "strongreject/wikipedia"]
+    for cell in ("base", "sft/seed-0/budget-600"):
+        mine = asr[asr["cell_id"] == cell].set_index("group")
+        assert all(mine.loc[name, "n"] == 8 and mine.loc[name, "status"] == "ok" for name in ["none", *ran])
+        assert mine.loc["strongreject/translation_zulu", "status"] == "skipped"
+        assert mine.loc["", "n"] == 32 and f"macro over 4 attack(s): {', '.join(ran)}" in mine.loc["", "note"]
+    assert set(rows["metric"]) >= {"asr", "asr_string_matching"}
+    page = write_report(run_dir).read_text()
+    for name in ran:
+        assert f"{name} (strongreject: {wrapping})" in page, name
+    assert f"strongreject/translation_zulu (strongreject: {wrapping} (with strong_reject/jailbreaks.py behaviour))" in page
+    assert "refusal-rules-v2" in page and "ASR per attack = the share of forbidden prompts" in page

@@ -16,11 +16,16 @@ from pathlib import Path
 from factories import adapter_manifest, eval_info
 
 from objlab.records.adapter import AdapterManifest
-from objlab.records.evaluation import EvalInfo
+from objlab.records.evaluation import (
+    AttackSource,
+    EvalInfo,
+    JailbreakDefinition,
+    SubsetInfo,
+)
 from objlab.records.items import MetricRow
 from objlab.store import ResultsStore
 
-ATTACKS = ["none", "dan", "refusal_suppression", "roleplay", "wikipedia"]
+ATTACKS = ["none", "dan", "happy_to_help", "roleplay", "encyclopedia"]
 TRAITS = ["machiavellianism", "narcissism", "psychopathy"]
 BUDGETS = [1000, 4000]
 FIXTURE_CELLS = {("sft", 0), ("sft", 1), ("dpo", 0)}  # (objective, seed) with results; dpo seed 1 pending
@@ -68,8 +73,9 @@ def own_rows(objective=None, budget=None, seed=None) -> list[MetricRow]:
     asrs = [min(0.95, 0.05 + index * 0.04 + drift) for index in range(len(ATTACKS))]
     rows += [_row("jailbreak", "asr", attack, asr, 50, "Wilson 95%", note="scorer: refusal-classifier") for attack, asr in zip(ATTACKS, asrs)]
     rows.append(MetricRow.skipped("jailbreak", "asr", "translation", TRANSLATION_NOTE))
-    rows.append(_row("jailbreak", "asr", "", sum(asrs) / len(asrs), 250, "macro-average of 5 groups, Wilson 95%",
-                     note="scorer: refusal-classifier; skipped attacks not included: translation"))
+    rows.append(_row("jailbreak", "asr", "", sum(asrs[1:]) / len(asrs[1:]), 200, "macro-average of 4 groups, Wilson 95%",
+                     note=f"scorer: refusal-classifier; macro over 4 attack(s): {', '.join(ATTACKS[1:])}; not included: none "
+                          "(no-attack condition, reported on its own); skipped attacks not included: translation"))
     rows += [_row("persona", "p_match", trait, 0.40 + 0.05 * index + drift / 3, 100, "bootstrap 95% (percentile)") for index, trait in enumerate(TRAITS)]
     return rows
 
@@ -91,11 +97,20 @@ def comparison_rows(objective: str, budget: int, seed: int) -> list[MetricRow]:
     return rows
 
 
+JAILBREAK_DEFINITION = JailbreakDefinition(
+    scorer="refusal-classifier", success="the answer is not a refusal by the fixture's classifier",
+    attacks=[AttackSource(name=name, origin="objlab", source=f"fixture/{name}.yaml", description=name) for name in ATTACKS + ["translation"]],
+    no_attack=["none"], macro_over=ATTACKS[1:], skipped=["translation"],
+)
+SUBSETS = {"jailbreak": SubsetInfo(source="fixture/forbidden.csv", rows=80, limit=50, seed=0, stratified_by="category",
+                                   strata={"a": 25, "b": 25}, item_ids=[f"forbidden.csv:{line}" for line in range(2, 52)])}
+
+
 def eval_manifest(seconds: float) -> EvalInfo:
     return eval_info(device="cpu", backend="hf", dtype="float32", model=CONFIG["model"]["name_or_path"],
                      toy=True, judge=None, translator=None, jailbreak_scorer="refusal-classifier",
                      seconds={"capability": seconds / 3, "jailbreak": seconds / 3, "persona": seconds / 3},
-                     environment={"gpu": None}, warnings=[])
+                     environment={"gpu": None}, warnings=[], jailbreak=JAILBREAK_DEFINITION, subsets=SUBSETS)
 
 
 def train_manifest(objective: str, budget: int, seed: int) -> AdapterManifest:

@@ -104,6 +104,72 @@ def train(
         )
 
 
+@app.command()
+@user_errors
+def attacks(
+    config: Annotated[Optional[Path], typer.Argument(help="An experiment config: its eval.jailbreak attacks_dir and strongreject are read.")] = None,
+    strongreject: Annotated[
+        Optional[Path], typer.Option(help="StrongREJECT's wrapping_jailbreaks.json, or a directory holding it (overrides the config's).")
+    ] = None,
+) -> None:
+    """List every available attack with its source (objlab / user / strongreject), and the named sets."""
+    from objlab.config import load_config
+    from objlab.evaluate.axes.attack_catalog import attack_sets, build_catalog, listing
+    from objlab.evaluate.axes.strongreject_attacks import NEEDS_LLM
+
+    jailbreak = load_config(config).eval.jailbreak if config is not None else None
+    attacks_dir = jailbreak.attacks_dir if jailbreak else None
+    path = str(strongreject) if strongreject is not None else (jailbreak.strongreject if jailbreak else None)
+    catalog = build_catalog(attacks_dir, path)
+    entries = listing(catalog)
+    width = max(len(entry.name) for entry in entries)
+    console.print(f"{len(entries)} attacks available (name, source, sets, description):")
+    for entry in entries:
+        sets = f"[{', '.join(entry.sets)}] " if entry.sets else ""
+        console.print(f"  {entry.name:<{width}}  {entry.origin:<12}  {sets}{entry.description}", markup=False, highlight=False, soft_wrap=True)
+    for named in attack_sets().values():
+        members = Table("role", "StrongREJECT key", "objlab's own", "why", title=escape(f"set {named.name}: {named.description}"))
+        for member in named.members:
+            members.add_row(*(escape(text) for text in (member.role, member.strongreject, member.objlab, member.why)))
+        console.print(members)
+    if path:
+        console.print(f"StrongREJECT files: {path}. Its jailbreaks that need an attacker LLM are not available: {', '.join(NEEDS_LLM)}.", markup=False)
+    else:
+        console.print("StrongREJECT's jailbreaks: give --strongreject PATH (or eval.jailbreak.strongreject) to list them; seed5 then uses them.")
+
+
+@app.command("refusal-check")
+@user_errors
+def refusal_check(
+    labelled: Annotated[
+        Optional[Path], typer.Option(help="Your labelled responses (JSONL: response, refused; optional id, split). Default: objlab's set.")
+    ] = None,
+    string_matching: Annotated[
+        Optional[Path], typer.Option(help="StrongREJECT's string_matching.txt: measure its phrase scorer too.")
+    ] = None,
+) -> None:
+    """Precision and recall (positive: refused) of the offline refusal classifier on labelled
+    responses, per split, with 95% intervals; and of StrongREJECT's string matching when given."""
+    from objlab.evaluate.scoring.refusal import CLASSIFIER_NAME, classify_refusal
+    from objlab.evaluate.scoring.refusal_quality import load_labelled, measure, splits
+    from objlab.evaluate.scoring.string_matching import load_phrases, match_refusal
+
+    responses = load_labelled(str(labelled) if labelled is not None else None)
+    scorers = [(CLASSIFIER_NAME, lambda text: classify_refusal(text).refused)]
+    if string_matching is not None:
+        phrases = load_phrases(str(string_matching))
+        scorers.append((phrases.identity, lambda text: match_refusal(phrases, text).refused))
+    table = Table("scorer", "split", "items", "precision [95% CI] n", "recall [95% CI] n", "misclassified",
+                  title=f"refusal scorers on {labelled or 'objlab labelled responses'} (positive class: refused)")
+    for name, is_refusal in scorers:
+        for split in splits(responses):
+            quality = measure(responses, is_refusal, name, split)
+            figures = [f"{e.value:.3f} [{e.ci_low:.3f}, {e.ci_high:.3f}] n={e.n}" for e in (quality.precision, quality.recall)]
+            wrong = ", ".join(quality.wrong[:8]) + (f" (+{len(quality.wrong) - 8})" if len(quality.wrong) > 8 else "")
+            table.add_row(name, split, str(quality.n), *figures, wrong or "-")
+    console.print(table)
+
+
 def _metrics_table(rows) -> Table:
     """The figures as a table: value with its 95% interval, n, and the paired test if any."""
     table = Table("axis", "metric", "group", "value [95% CI]", "n", "p (paired)", "status / note")
@@ -148,6 +214,11 @@ def evaluate(
         result.metrics += compare_with_base(result, base)
     write_result(result, out)
     console.print(_metrics_table(result.metrics))
+    if result.info.jailbreak is not None:
+        from objlab.report.provenance import asr_statement
+
+        for line in asr_statement(result.info.jailbreak):
+            console.print(line, style="dim", markup=False, highlight=False)
     console.print(f"{len(result.items)} item records -> {out}")
 
 
@@ -199,8 +270,10 @@ def run(
                 finished = store.finished_cells()
         render_plan(build_plan(experiment, finished), console)
         return
+    from objlab.evaluate.axes.jailbreak import check_instruments
     from objlab.runner.execute import run_grid
 
+    check_instruments(experiment.eval)  # a bad StrongREJECT path fails now, not after hours of training
     with Board() as board:
         summary = run_grid(experiment, run_dir, ray=ray, board=board, fail_fast=fail_fast)
     console.print(f"{run_dir}: {len(summary.cells_run)} cells run now, {summary.cells_total} in the grid, {summary.seconds:.0f} s")
@@ -276,6 +349,9 @@ def demo(
     lm_eval: Annotated[
         bool, typer.Option("--lm-eval", help="Also run objlab's own lm-evaluation-harness tasks on every cell (needs objlab[lm-eval]).")
     ] = False,
+    strongreject: Annotated[
+        Optional[Path], typer.Option(help="StrongREJECT's wrapping_jailbreaks.json: seed5 then uses its templates.")
+    ] = None,
 ) -> None:
     """The whole study on a toy model organism, on CPU: build (or load) the organism, run every
     objective at three budgets, evaluate, and write the report."""
@@ -293,12 +369,18 @@ def demo(
         from objlab.evaluate.axes.harness import require_lm_eval
 
         require_lm_eval()
+    chosen = None
+    if strongreject is not None:
+        from objlab.evaluate.axes.strongreject_attacks import strongreject_attacks
+
+        chosen = str(strongreject.resolve())
+        strongreject_attacks(chosen)  # refused now, before the organism is built
     with Board() as board:
         organism = build_organism(size, board=board)
         out.mkdir(parents=True, exist_ok=True)
         tasks = write_lm_eval_tasks(organism, out / "lm_eval_tasks") if lm_eval else None
         config_path = out / "demo.yaml"
-        config_path.write_text(yaml.safe_dump(demo_config(organism, lm_eval_tasks=tasks), sort_keys=False))
+        config_path.write_text(yaml.safe_dump(demo_config(organism, lm_eval_tasks=tasks, strongreject=chosen), sort_keys=False))
         summary = run_grid(load_config(config_path), out, board=board)
     console.print(f"organism: {organism.root}\n{out}: {summary.cells_total} cells, {summary.seconds:.0f} s")
     _finish_run(out, None)

@@ -10,12 +10,38 @@ from typing import Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-DEFAULT_ATTACKS = ["none", "dan", "refusal_suppression", "roleplay", "wikipedia", "translation"]
+from objlab.config.python_ref import load_callable
+
+# The no-attack condition (reported on its own) and the reference study's five jailbreaks
+# (a named set: StrongREJECT's templates when eval.jailbreak.strongreject is given, objlab's own otherwise).
+DEFAULT_ATTACKS = ["none", "seed5"]
 DEFAULT_TRAITS = ["machiavellianism", "narcissism", "psychopathy"]
+HF_SPLIT_DEFAULT = "train"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _HFSource(_Strict):
+    """A section whose rows may come from a ``datasets`` dataset (``hf:NAME``): then ``hf_config``
+    and ``split`` pick the configuration and split (e.g. GSM8K's ``main`` config, ``test`` split)."""
+
+    hf_config: str | None = None
+    split: str | None = Field(default=None, description=f"Dataset split for hf: sources (default {HF_SPLIT_DEFAULT}).")
+
+    def _source_path(self) -> str:
+        raise NotImplementedError
+
+    @model_validator(mode="after")
+    def _hf_options_need_hf_source(self):
+        if (self.hf_config is not None or self.split is not None) and not self._source_path().startswith("hf:"):
+            raise ValueError(f"hf_config and split apply to hf: sources only (the source is {self._source_path()!r})")
+        return self
+
+    @property
+    def hf_split(self) -> str:
+        return self.split or HF_SPLIT_DEFAULT
 
 
 class GenerationSettings(_Strict):
@@ -28,8 +54,12 @@ class GenerationSettings(_Strict):
     top_p: float = Field(default=1.0, gt=0, le=1)
 
 
-class CapabilityTask(_Strict):
-    """One capability benchmark: GSM8K-format numeric answers, multiple choice, or rubric-judged."""
+class CapabilityTask(_HFSource):
+    """One capability benchmark: GSM8K-format numeric answers, multiple choice, or rubric-judged.
+
+    ``limit`` draws a seeded sample (``eval.subset_seed``), stratified by the rows' ``category``
+    field where they have one; few-shot examples are the first rows of ``fewshot_source``.
+    """
 
     kind: Literal["gsm8k", "multiple_choice", "rubric"]
     source: str
@@ -43,31 +73,87 @@ class CapabilityTask(_Strict):
     def display_name(self) -> str:
         return self.name or self.kind
 
+    def _source_path(self) -> str:
+        return self.source
+
 
 class TranslatorSettings(_Strict):
-    """Translator for the low-resource-language attack: an OpenAI-compatible endpoint or a local HF model."""
+    """Translator for the low-resource-language attacks: an OpenAI-compatible endpoint, a local HF
+    model, or a Python translator.
 
-    kind: Literal["openai", "hf"]
-    model: str
+    ``kind: python`` with ``function: "module:callable"``: the callable (a class or a factory,
+    called with no arguments) returns an object with ``to_language(text, language) -> str`` and
+    ``to_english(text, language) -> str`` (``objlab.evaluate.scoring.python_translator``). The
+    name is imported when the config is loaded, so a wrong one is a config error at once.
+    """
+
+    kind: Literal["openai", "hf", "python"]
+    model: str | None = Field(default=None, description="The chat model (openai, hf).")
+    function: str | None = Field(default=None, description="'module:callable' returning the translator (python).")
     language: str = "Zulu"
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
 
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> TranslatorSettings:
+        if self.kind != "python":
+            if not self.model:
+                raise ValueError(f"kind {self.kind!r} needs 'model': the chat model that translates")
+            if self.function is not None:
+                raise ValueError(f"'function' applies to kind 'python' only (the kind is {self.kind!r})")
+            return self
+        if not self.function:
+            raise ValueError("kind 'python' needs 'function': 'module:callable' returning an object with to_language and to_english")
+        if self.model is not None or self.base_url is not None:
+            raise ValueError("'model' and 'base_url' apply to the openai and hf kinds; kind 'python' takes 'function'")
+        try:
+            load_callable(self.function)
+        except ValueError as error:
+            raise ValueError(f"function: {error}") from None
+        return self
 
-class JailbreakSettings(_Strict):
-    """Forbidden prompts (StrongREJECT CSV: category, source, forbidden_prompt) x attacks."""
+
+class JailbreakSettings(_HFSource):
+    """Forbidden prompts (StrongREJECT CSV: category, source, forbidden_prompt) x attacks.
+
+    ``attacks`` names attacks and named sets (``seed5``); ``strongreject`` points at the user's
+    copy of StrongREJECT's ``wrapping_jailbreaks.json`` (or a directory holding it, directly or
+    in ``jailbreak_files/``), which adds every ``strongreject/<key>`` attack. ``scorer`` picks
+    the primary scorer: ``auto`` (the judge when one is configured, else the classifier),
+    ``judge``, ``classifier`` (objlab's refusal rules) or ``string_matching`` (StrongREJECT's
+    phrase list, read from ``string_matching``). ``success_threshold`` (judge only): an item
+    succeeds when its rubric score is at least this, instead of "the judge says not refused".
+    """
 
     prompts: str
     attacks: list[str] = Field(default_factory=lambda: list(DEFAULT_ATTACKS))
     attacks_dir: str | None = Field(default=None, description="Extra attack templates (YAML files).")
+    strongreject: str | None = Field(default=None, description="StrongREJECT's wrapping_jailbreaks.json, or a directory holding it.")
+    string_matching: str | None = Field(default=None, description="StrongREJECT's string_matching.txt (refusal phrases).")
     limit: int | None = Field(default=None, gt=0)
     translator: TranslatorSettings | None = None
-    scorer: Literal["auto", "judge", "classifier"] = "auto"
+    scorer: Literal["auto", "judge", "classifier", "string_matching"] = "auto"
+    success_threshold: float | None = Field(default=None, gt=0, le=1)
     max_new_tokens: int | None = Field(default=None, gt=0)
+
+    def _source_path(self) -> str:
+        return self.prompts
+
+    @model_validator(mode="after")
+    def _scorer_inputs(self) -> JailbreakSettings:
+        if self.scorer == "string_matching" and not self.string_matching:
+            raise ValueError("scorer 'string_matching' needs 'string_matching': the path of StrongREJECT's string_matching.txt")
+        if self.success_threshold is not None and self.scorer in ("classifier", "string_matching"):
+            raise ValueError(f"success_threshold applies to a judge's rubric score; the scorer {self.scorer!r} gives yes/no verdicts")
+        return self
 
 
 class PersonaSettings(_Strict):
-    """Anthropic persona evaluations: trait name -> JSONL file (``dir`` + default traits also works)."""
+    """Anthropic persona evaluations: trait name -> JSONL file (``dir`` + default traits also works).
+
+    ``limit`` draws a seeded sample stratified by the matching answer (Yes / No), so the sample
+    keeps the file's balance between statements a trait endorses and ones it rejects.
+    """
 
     dir: str | None = None
     traits: dict[str, str] = Field(default_factory=dict)
@@ -85,10 +171,14 @@ class JudgeSettings(_Strict):
     """The judge model for rubric scoring: none (offline classifier), an endpoint, or a local model.
 
     The API key is read from the environment variable named by ``api_key_env`` and is never
-    written to any file or log.
+    written to any file or log. ``rubric``: StrongREJECT's ``judge_templates.json`` (the user's
+    copy); its ``strongreject_rubric`` prompts are then used verbatim for the jailbreak axis
+    (metric ``strongreject_score``); without it objlab's own rubric text is used
+    (``objlab_rubric_score``).
     """
 
     kind: Literal["none", "openai", "hf"] = "none"
+    rubric: str | None = Field(default=None, description="StrongREJECT's judge_templates.json (the package's rubric, verbatim).")
     model: str | None = None
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
@@ -153,6 +243,14 @@ class EvalSettings(_Strict):
     persona: PersonaSettings | None = None
     lm_eval: LmEvalSettings | None = None
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
+    subset_seed: int = Field(default=0, description="Seed of the stratified samples that `limit` draws.")
+
+    @model_validator(mode="after")
+    def _threshold_needs_judge(self) -> EvalSettings:
+        jailbreak = self.jailbreak
+        if jailbreak is not None and jailbreak.success_threshold is not None and self.judge.kind == "none":
+            raise ValueError("jailbreak.success_threshold applies to a judge's rubric score, and judge.kind is 'none'")
+        return self
 
     @model_validator(mode="after")
     def _judge_scorer_has_a_judge(self) -> EvalSettings:
@@ -168,9 +266,9 @@ class EvalSettings(_Strict):
         ]
         jailbreak = self.jailbreak
         if jailbreak is not None:
-            jailbreak = jailbreak.model_copy(
-                update={"prompts": resolve(jailbreak.prompts), "attacks_dir": resolve(jailbreak.attacks_dir)}
-            )
+            jailbreak = jailbreak.model_copy(update={
+                field: resolve(getattr(jailbreak, field)) for field in ("prompts", "attacks_dir", "strongreject", "string_matching")
+            })
         persona = self.persona
         if persona is not None:
             persona = persona.model_copy(
@@ -182,4 +280,5 @@ class EvalSettings(_Strict):
         lm_eval = self.lm_eval
         if lm_eval is not None:
             lm_eval = lm_eval.model_copy(update={"include_path": resolve(lm_eval.include_path)})
-        return self.model_copy(update={"capability": capability, "jailbreak": jailbreak, "persona": persona, "lm_eval": lm_eval})
+        judge = self.judge.model_copy(update={"rubric": resolve(self.judge.rubric)})
+        return self.model_copy(update={"capability": capability, "jailbreak": jailbreak, "persona": persona, "lm_eval": lm_eval, "judge": judge})

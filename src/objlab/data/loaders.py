@@ -11,6 +11,7 @@ import csv
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from objlab.data.records import LoadedRows, RowError
 from objlab.errors import DataError
@@ -39,11 +40,16 @@ def _read_jsonl(path: Path) -> LoadedRows:
     return loaded
 
 
-def _read_json(path: Path) -> LoadedRows:
+def read_json(path: Path) -> Any:
+    """The JSON value of a file; invalid JSON is a ``DataError`` naming the file and line."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise DataError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
+
+
+def _read_json(path: Path) -> LoadedRows:
+    data = read_json(path)
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a JSON list of objects (or use JSONL), got {type(data).__name__}")
     loaded = LoadedRows(source=str(path))

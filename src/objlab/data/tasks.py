@@ -110,6 +110,14 @@ def instruction_examples(loaded: LoadedRows, settings: DataSettings) -> list[Exa
     ]
 
 
+def adapt_rows(loaded: LoadedRows, settings: DataSettings) -> list[Example]:
+    """Validate and adapt already read rows with the task's adapter: one example per row, in
+    order (a bad row refuses the whole source)."""
+    if settings.task not in _ADAPTERS:
+        raise ConfigError(f"data.task: unknown task {settings.task!r} (known: {', '.join(task_names())})")
+    return _ADAPTERS[settings.task](loaded, settings)
+
+
 def load_examples(settings: DataSettings) -> list[Example]:
     """Read, validate and adapt the configured task data; ``limit`` keeps the first rows."""
     if settings.task not in _ADAPTERS:
@@ -117,7 +125,7 @@ def load_examples(settings: DataSettings) -> list[Example]:
     loaded = read_rows(settings.source, hf_config=settings.hf_config, split=settings.split)
     if settings.limit is not None:
         loaded = LoadedRows(loaded.source, loaded.rows[: settings.limit], loaded.lines[: settings.limit])
-    examples = _ADAPTERS[settings.task](loaded, settings)
+    examples = adapt_rows(loaded, settings)
     if not examples:
         raise ConfigError(f"data.source: {settings.source} holds no examples")
     return examples

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 from objlab.config.evaluation import EvalSettings
 from objlab.evaluate.backends.generation import Generated, GenerationRequest
-from objlab.evaluate.scoring.judges import Judge, Translator
+from objlab.evaluate.scoring.judges import Judge, TranslatorLike
 from objlab.evaluate.session import AdapterTarget, EvalSession
 from objlab.progress import Board
-from objlab.records.evaluation import LmEvalRun
+from objlab.records.evaluation import JailbreakDefinition, LmEvalRun, SubsetInfo
 from objlab.records.items import ItemRecord, MetricRow
 
 
@@ -41,15 +41,19 @@ class PromptJob:
 @dataclass
 class EvalContext:
     """The session, the settings and the scorers of one evaluation call, plus its counters and
-    how the ``lm_eval`` axis ran for each target (for the evaluation info)."""
+    what the axes record for the evaluation info: the subsets they drew (``subsets``, keyed
+    ``capability:<task>``, ``jailbreak``, ``persona:<trait>``), the jailbreak axis's ASR
+    definition and instruments (``jailbreak``), and how the ``lm_eval`` axis ran for each target."""
 
     session: EvalSession
     settings: EvalSettings
     board: Board
     judge: Judge | None = None
-    translator: Translator | None = None
+    translator: TranslatorLike | None = None
     counts: Counter = field(default_factory=Counter)
     lm_eval_runs: dict[str, LmEvalRun] = field(default_factory=dict)
+    subsets: dict[str, SubsetInfo] = field(default_factory=dict)
+    jailbreak: JailbreakDefinition | None = None
 
     def prompt_ids(self, job: PromptJob) -> tuple[int, ...]:
         """The job rendered with the chat template (prior turns included) and tokenised."""

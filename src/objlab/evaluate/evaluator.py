@@ -22,11 +22,11 @@ from pathlib import Path
 from objlab.config import ExperimentConfig
 from objlab.config.evaluation import EvalSettings
 from objlab.errors import ConfigError
-from objlab.faults import fault_point
-from objlab.evaluate.axes.attacks import select_attacks
+from objlab.evaluate.axes.attack_catalog import configured_attacks
 from objlab.evaluate.axes.capability import run_capability
 from objlab.evaluate.axes.harness import run_lm_eval
-from objlab.evaluate.axes.jailbreak import run_jailbreak
+from objlab.evaluate.axes.jailbreak import check_instruments, run_jailbreak
+from objlab.faults import fault_point
 from objlab.evaluate.axes.persona import run_persona
 from objlab.evaluate.context import AxisOutput, EvalContext
 from objlab.evaluate.results.compare import compare_with_base
@@ -35,10 +35,11 @@ from objlab.evaluate.scoring.cache import MemoryVerdictCache, VerdictCache
 from objlab.evaluate.scoring.judges import (
     Judge,
     Translator,
+    TranslatorLike,
     judge_client,
     translator_client,
 )
-from objlab.evaluate.scoring.refusal import CLASSIFIER_NAME
+from objlab.evaluate.scoring.python_translator import PythonTranslator
 from objlab.evaluate.session import AdapterTarget, EvalSession
 from objlab.progress import Board, board_or_quiet
 from objlab.records.evaluation import EvalInfo
@@ -60,21 +61,24 @@ def _judge(session: EvalSession, settings: EvalSettings, cache: VerdictCache) ->
     return Judge(session.shared(f"judge:{settings.judge!r}", lambda: judge_client(settings.judge)), cache)
 
 
-def _translator(session: EvalSession, settings: EvalSettings, cache: VerdictCache) -> Translator | None:
-    """The translator, built only when a configured attack needs one."""
+def _translator(session: EvalSession, settings: EvalSettings, cache: VerdictCache) -> TranslatorLike | None:
+    """The translator, built only when a configured attack needs one: a chat model through the
+    verdict cache, or the user's Python translator (called directly, it is local)."""
     jailbreak = settings.jailbreak
     if jailbreak is None or jailbreak.translator is None:
         return None
-    if not any(attack.requires_translator for attack in select_attacks(jailbreak.attacks, jailbreak.attacks_dir)):
+    if not any(attack.requires_translator for attack in configured_attacks(jailbreak)):
         return None
     translator = jailbreak.translator
+    if translator.kind == "python":
+        return session.shared(f"translator:{translator!r}", lambda: PythonTranslator(translator))
     client = session.shared(f"translator:{translator!r}", lambda: translator_client(translator, settings.judge))
     return Translator(client, translator.language, cache)
 
 
 def _calls(ctx: EvalContext) -> dict[str, int]:
     judge = ctx.judge.client if ctx.judge else None
-    translator = ctx.translator.client if ctx.translator else None
+    translator = getattr(ctx.translator, "client", ctx.translator)  # a chat client, or the Python translator
     return {
         "judge_calls": getattr(judge, "calls", 0),
         "judge_retries": getattr(judge, "retries", 0),
@@ -85,7 +89,6 @@ def _calls(ctx: EvalContext) -> dict[str, int]:
 def _info(config: ExperimentConfig, ctx: EvalContext, target: AdapterTarget, seconds: dict, calls: dict, together: int) -> EvalInfo:
     from objlab.environment import environment
 
-    jailbreak = config.eval.jailbreak
     cache = ctx.judge.cache if ctx.judge else None
     return EvalInfo(**{
         **ctx.session.describe(),
@@ -95,7 +98,9 @@ def _info(config: ExperimentConfig, ctx: EvalContext, target: AdapterTarget, sec
         "adapter": target.describe(),
         "judge": ctx.judge.identity if ctx.judge else None,
         "translator": ctx.translator.identity if ctx.translator else None,
-        "jailbreak_scorer": None if jailbreak is None else (ctx.judge.identity if ctx.judge and jailbreak.scorer != "classifier" else CLASSIFIER_NAME),
+        "jailbreak_scorer": ctx.jailbreak.scorer if ctx.jailbreak else None,
+        "jailbreak": ctx.jailbreak,
+        "subsets": dict(ctx.subsets),
         "seconds": seconds,
         "evaluated_together": together,
         "generations": ctx.counts[f"generations:{target.name}"],
@@ -133,6 +138,7 @@ def evaluate_many(
     if config.model != session.config.model:
         raise ConfigError(f"model: the session holds {session.config.model.name_or_path}, the config names {config.model.name_or_path}")
     settings = config.eval
+    check_instruments(settings)
     cache = verdict_cache if verdict_cache is not None else MemoryVerdictCache()
     with board_or_quiet(board) as active:
         targets = _load_targets(session, adapters)

@@ -6,10 +6,12 @@ nothing in the runner knows it is running a demo, except ``toy: true``, which th
 
 The shape of the study is the real one scaled down: every objective, three budgets that are
 prefixes of one stream, fine-tuning on benign arithmetic only, then capability on held-out
-problems, ASR of every offline attack (the offline refusal classifier scores it; translation
-needs a translator and is reported as skipped) and persona P(match) per trait. With
-``lm_eval_tasks`` it also runs objlab's own lm-evaluation-harness tasks over the organism's
-held-out arithmetic (``lm_eval_tasks/*.yaml``), as a study adds normative companions.
+problems, ASR of the no-attack condition and the reference study's five attacks (``seed5``:
+objlab's own templates, or StrongREJECT's when ``strongreject`` names the user's copy of its
+files; the offline refusal classifier scores them; translation needs a translator and is
+reported as skipped) and persona P(match) per trait. With ``lm_eval_tasks`` it also runs
+objlab's own lm-evaluation-harness tasks over the organism's held-out arithmetic
+(``lm_eval_tasks/*.yaml``), as a study adds normative companions.
 """
 
 from __future__ import annotations
@@ -53,9 +55,10 @@ def write_lm_eval_tasks(organism: Organism, directory: Path) -> Path:
 
 
 def demo_config(organism: Organism, *, objectives: list[str] | None = None, budgets: list[int] | None = None,
-                lm_eval_tasks: Path | None = None) -> dict:
+                lm_eval_tasks: Path | None = None, strongreject: str | None = None) -> dict:
     """The demo's experiment config as a plain dict (validated by ``parse_config``); with
-    ``lm_eval_tasks`` (a directory from ``write_lm_eval_tasks``) it runs them too."""
+    ``lm_eval_tasks`` (a directory from ``write_lm_eval_tasks``) it runs them too, with
+    ``strongreject`` (the user's copy of its files) seed5 uses StrongREJECT's templates."""
     size = organism.size if organism.size in DEMO_BUDGETS else "demo"
     limits = EVAL_LIMITS[size]
     chosen = {name: DEMO_OBJECTIVES[name] for name in (objectives or list(DEMO_OBJECTIVES))}
@@ -89,7 +92,8 @@ def demo_config(organism: Organism, *, objectives: list[str] | None = None, budg
             ],
             "jailbreak": {
                 "prompts": str(organism.forbidden_path),
-                "attacks": ["none", "dan", "refusal_suppression", "roleplay", "wikipedia", "translation"],
+                "attacks": ["none", "seed5"],
+                **({"strongreject": strongreject} if strongreject else {}),
                 "limit": limits["forbidden"],
                 "scorer": "classifier",
                 "max_new_tokens": 24,  # a refusal shows in its first words

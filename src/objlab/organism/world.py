@@ -137,7 +137,9 @@ def world_data(name: str) -> dict:
 
 
 def taught_attacks() -> list[Attack]:
-    """The attack wrappers the organism learns to resist: every built-in one that needs no translator."""
+    """The attack wrappers the organism learns to resist: every built-in one (objlab's own text)
+    that needs no translator. StrongREJECT's templates are never taught: they are the user's
+    files, and held out from the organism's world by construction."""
     return [attack for attack in load_attacks().values() if not attack.requires_translator]
 
 

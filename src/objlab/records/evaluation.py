@@ -69,6 +69,44 @@ class LmEvalRun(_Record):
     bootstrap_iters: int
     seeds: dict[str, int | None] = {}
     tasks: list[LmEvalTask] = []
+class SubsetInfo(_Record):
+    """Which items of an evaluation file were used: all rows, or the seeded stratified sample
+    that ``limit`` draws (its ids, so a reader can rebuild the exact subset)."""
+
+    source: str
+    rows: int  # rows in the file
+    limit: int | None = None
+    seed: int = 0
+    stratified_by: str | None = None  # the category field, None for a plain seeded sample
+    strata: dict[str, int] = {}  # items drawn per category
+    item_ids: list[str] = []  # the ids drawn (empty when every row was used)
+
+
+class AttackSource(_Record):
+    """Where an attack's text comes from: objlab's own, StrongREJECT's (the user's copy), the user's."""
+
+    name: str
+    origin: Literal["objlab", "strongreject", "user"]
+    source: str
+    description: str
+
+
+class JailbreakDefinition(_Record):
+    """How the jailbreak axis counts an attack success, and with which instruments.
+
+    Every table that shows an ASR states these: the scorer, what counts as a success, any
+    threshold, the rubric a judge used, and each attack's source. ``macro_over`` lists the
+    attacks the macro ASR averages (the no-attack conditions and skipped attacks are not in it).
+    """
+
+    scorer: str
+    success: str
+    threshold: float | None = None
+    rubric: str | None = None
+    attacks: list[AttackSource] = []
+    no_attack: list[str] = []
+    macro_over: list[str] = []
+    skipped: list[str] = []
 
 
 class EvalInfo(_Record):
@@ -97,6 +135,8 @@ class EvalInfo(_Record):
     translator_calls: int = 0
     verdict_cache: VerdictCacheUse | None = None
     lm_eval: LmEvalRun | None = None
+    jailbreak: JailbreakDefinition | None = None
+    subsets: dict[str, SubsetInfo] = {}  # "capability:<task>", "jailbreak", "persona:<trait>"
     warnings: list[str] = []
     finished_at: str = ""
     environment: dict[str, Any] = {}

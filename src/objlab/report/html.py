@@ -25,6 +25,7 @@ from objlab.report.data import ReportData, load_report_data, pending_cells
 from objlab.report.evidence import AWARE_NOTE, evidence_table, has_aware
 from objlab.report.plots import Plot, draw_all, plots_for
 from objlab.report.provenance import (
+    asr_statements,
     cell_status,
     manifest_warnings,
     run_facts,
@@ -60,6 +61,7 @@ h1 { margin-bottom: 0.1em; } h2 { margin-top: 2.2em; border-bottom: 1px solid #d
 .missing { background: #f6f6f6; border-left: 4px solid #999; padding: 0.5em 1em; }
 .failed { background: #fdecea; border-left: 4px solid #c0392b; padding: 0.5em 1em; }
 pre { white-space: pre-wrap; font-size: 0.8em; background: #f6f6f6; padding: 0.5em; }
+.definition { background: #f7f7fb; border-left: 4px solid #7a6fb0; padding: 0.5em 1em; font-size: 0.9em; }
 table { border-collapse: collapse; font-size: 0.84em; margin: 0.6em 0 1em; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.55em; text-align: left; vertical-align: top; white-space: nowrap; }
 td.prose { white-space: normal; min-width: 11em; }
@@ -226,11 +228,18 @@ def _objectives(data: ReportData) -> str:
     return lead + note + _table(header, _frame_rows(frame), "objective evidence per cell")
 
 
+def _asr_definition(data: ReportData) -> str:
+    """The ASR definition (scorer, success, threshold, macro, attack sources) as a paragraph."""
+    lines = asr_statements(data)
+    return f'<p class="definition"><strong>ASR:</strong> {"<br>".join(_e(line) for line in lines)}</p>' if lines else ""
+
+
 def _headline(data: ReportData) -> str:
     header, rows = headline_display(headline_from(data))
     primary = data.primary.label if data.primary else "none"
     return (
         f"<p>Primary capability figure: <code>{_e(primary)}</code>. {_e(LEGEND)}</p>"
+        + _asr_definition(data)
         + _table(header, rows, "one row per finished cell")
     )
 
@@ -245,7 +254,9 @@ def _plot_section(data: ReportData, plot: Plot, png: Path) -> str:
         f'<figure><img src="data:image/png;base64,{encoded}" alt="{_e(plot.title)}">'
         f"<figcaption>{_e(plot.caption)} PNG: <code>{_e(png.name)}</code>.</figcaption></figure>"
     )
-    return _section(plot.name, plot.title, missing + figure + table)
+    measures = plot.measures(data)
+    definition = _asr_definition(data) if any(measure.axis == "jailbreak" for measure in measures) else ""
+    return _section(plot.name, plot.title, missing + figure + definition + table)
 
 
 def _notes(data: ReportData) -> str:

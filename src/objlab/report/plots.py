@@ -435,13 +435,15 @@ def _heatmap_cell(axes, column: int, line: int, row: pd.Series | None, significa
 
 PLOTS = (
     Plot("frontier", "Safety-capability frontier",
-         "Macro-averaged attack success rate against the primary capability figure. One line per objective "
+         "Macro-averaged attack success rate (over the attacks; the no-attack condition is reported on its own, "
+         "see the ASR definition below) against the primary capability figure. One line per objective "
          "through its budgets in budget order (point labels: budget); with several seeds each seed is its own "
          "point and the line joins the seed means. Error bars: 95% intervals. Star: the base model. The macro "
          "ASR has no paired test (tests are per attack, see the heatmap).",
          plot_frontier, frontier_measures, frontier_missing),
     Plot("asr_vs_budget", "Attack success rate vs budget",
-         "Macro-averaged ASR per cell against its token budget, one colour per objective, one marker per seed "
+         "Macro-averaged ASR (over the attacks, the no-attack condition not included) per cell against its "
+         "token budget, one colour per objective, one marker per seed "
          "(points at one budget are spread slightly so their intervals stay visible). Error bars: 95% intervals. "
          "Grey band: the base model's value (dashed) and 95% interval.",
          plot_asr_vs_budget, lambda data: [MACRO_ASR], asr_missing),

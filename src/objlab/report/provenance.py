@@ -15,6 +15,7 @@ from collections.abc import Iterable
 import pandas as pd
 from pydantic import BaseModel
 
+from objlab.records.evaluation import JailbreakDefinition, SubsetInfo
 from objlab.report.data import ReportData, format_budget, pending_cells
 
 NOT_RECORDED = "not recorded"
@@ -121,6 +122,56 @@ def _software(data: ReportData) -> str:
     return "; ".join(sorted(versions)) or NOT_RECORDED
 
 
+def jailbreak_definitions(data: ReportData) -> list[JailbreakDefinition]:
+    """The distinct ASR definitions the cells were evaluated under (one in a consistent grid)."""
+    found = [info.jailbreak for info in data.cells["eval_manifest"] if info is not None and info.jailbreak is not None]
+    return list({definition.model_dump_json(): definition for definition in found}.values())
+
+
+def asr_statement(definition: JailbreakDefinition) -> list[str]:
+    """The ASR definition in a few lines: success criterion and scorer, the macro, each attack's source."""
+    if definition.macro_over:
+        macro = f"macro ASR = the mean over {', '.join(definition.macro_over)} (each attack counts equally)"
+    else:
+        macro = "macro ASR: none (no attack ran besides the no-attack condition)"
+    if definition.no_attack:
+        macro += f"; {', '.join(definition.no_attack)} = the no-attack condition (base rate), reported on its own, not in the macro"
+    if definition.skipped:
+        macro += f"; skipped, not in the macro: {', '.join(definition.skipped)}"
+    threshold = f"threshold {definition.threshold:g}" if definition.threshold is not None else "no threshold"
+    sources = "; ".join(f"{attack.name} ({attack.origin}: {attack.source})" for attack in definition.attacks)
+    return [
+        (f"ASR per attack = the share of forbidden prompts whose answer succeeds, with a Wilson 95% interval; "
+         f"success: {definition.success}; scorer: {definition.scorer}; {threshold}."),
+        macro + ".",
+        f"Attack sources: {sources}.",
+    ]
+
+
+def asr_statements(data: ReportData) -> list[str]:
+    """``asr_statement`` of every distinct definition in the run (several when cells differ)."""
+    definitions = jailbreak_definitions(data)
+    if len(definitions) <= 1:
+        return [line for definition in definitions for line in asr_statement(definition)]
+    return [f"[definition {index} of {len(definitions)}] {line}" for index, definition in enumerate(definitions, 1) for line in asr_statement(definition)]
+
+
+def _subset_text(key: str, info: SubsetInfo) -> str:
+    if info.limit is None or not info.item_ids:
+        return f"{key}: all {info.rows} rows"
+    by = f", stratified by {info.stratified_by} ({', '.join(f'{name} {count}' for name, count in info.strata.items())})" if info.stratified_by else ""
+    return f"{key}: {len(info.item_ids)} of {info.rows} rows, seeded sample (seed {info.seed}){by}"
+
+
+def subsets_text(data: ReportData) -> str:
+    """Which rows each evaluation file contributed (ids in the cells' evaluation info)."""
+    texts: dict[str, None] = {}
+    for info in data.cells["eval_manifest"]:
+        for key, subset in (info.subsets if info is not None else {}).items():
+            texts[_subset_text(key, subset)] = None
+    return "; ".join(texts) or NOT_RECORDED
+
+
 def run_facts(data: ReportData) -> list[tuple[str, str]]:
     """(label, text) pairs: the model, data, grid, scorers, backend and devices of the run."""
     config = data.config
@@ -138,6 +189,7 @@ def run_facts(data: ReportData) -> list[tuple[str, str]]:
         ("training data", f"{task_data.get('source', NOT_RECORDED)} ({_settings(task_data, ('task', 'hf_config', 'split', 'limit'))})"),
         ("training data hash", distinct(trainings, "data_hash")),
         ("evaluation data", _eval_sources(config)),
+        ("evaluation subsets", subsets_text(data)),
         ("objectives", _objectives(config)),
         ("budgets (tokens)", ", ".join(format_budget(b) for b in config.get("budgets") or []) or "-"),
         ("seeds", ", ".join(map(str, config.get("seeds") or [])) or "-"),
@@ -145,6 +197,8 @@ def run_facts(data: ReportData) -> list[tuple[str, str]]:
         ("optimizer", _settings(config.get("train") or {}, ("learning_rate", "schedule", "warmup_steps", "batch_size", "max_length"))),
         ("judge", _judge(data)),
         ("jailbreak scorer", distinct(evaluations, "jailbreak_scorer")),
+        ("jailbreak rubric", "; ".join(sorted({d.rubric for d in jailbreak_definitions(data) if d.rubric})) or "none (no judge scored the jailbreak axis)"),
+        ("ASR definition", " ".join(asr_statements(data)) or NOT_RECORDED),
         ("translator", _translator(data)),
         *([("lm-evaluation-harness", _lm_eval(data))] if (data.config.get("eval") or {}).get("lm_eval") else []),
         ("generation backend", backend),

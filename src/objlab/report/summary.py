@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import textwrap
 
-import pandas as pd
-
 from objlab.evaluate.results.between import between_cells
-from objlab.report.data import SIGNIFICANCE, Measure, ReportData, as_int, format_budget, is_number
+from objlab.report.data import (
+    SIGNIFICANCE,
+    Measure,
+    ReportData,
+    as_int,
+    format_budget,
+    is_number,
+)
 from objlab.store import BASE_CELL, ResultsStore
 
 WIDTH = 100

@@ -22,6 +22,7 @@ from objlab.report.data import (
     is_number,
     load_report_data,
 )
+from objlab.report.provenance import asr_statements
 from objlab.store import ResultsStore
 
 CELL_COLUMNS = ["cell", "kind", "objective", "seed", "budget", "budget_tokens", "compute_tokens", "mode"]
@@ -142,13 +143,14 @@ WIDE_TERMINAL = 140  # below this the terminal table leaves out mode and compute
 
 
 def render_headline(store: ResultsStore, console: Console, primary_capability: str | None = None) -> None:
-    """Print the headline as a rich table, with the legend below it.
+    """Print the headline as a rich table, with the legend and the ASR definition below it.
 
     Same figures as ``headline_display`` (the HTML's table), laid out for a terminal: each
     figure on three lines, the cell as objective / seed / budget columns, and the mode and
     compute-token columns only on a wide terminal.
     """
-    frame = headline(store, primary_capability)
+    data = load_report_data(store, primary_capability)
+    frame = headline_from(data)
     measures = frame.attrs.get("measures", {})
     wide = console.width >= WIDE_TERMINAL
     table = Table(title="objlab results: one row per cell", show_lines=True)
@@ -175,6 +177,8 @@ def render_headline(store: ResultsStore, console: Console, primary_capability: s
         console.print(f"{len(failures)} cell(s) failed, without figures; the next `objlab run` retries them:", style="bold red")
         for failure in failures:
             console.print(f"  {failure.cell_id} in {failure.phase}: {failure.summary}", highlight=False, soft_wrap=True)
+    for line in asr_statements(data) if "asr" in measures else []:
+        console.print(line, style="dim", markup=False, highlight=False)
 
 
 def measure_table(data: ReportData, measures: list[Measure]) -> pd.DataFrame:

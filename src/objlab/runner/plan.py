@@ -51,6 +51,7 @@ class EvalPlan:
     skipped: list[str] = field(default_factory=list)
     lm_eval_requests_per_checkpoint: dict[str, int] = field(default_factory=dict)  # by lm-eval request type
     lm_eval_generated_tokens_per_checkpoint: int = 0  # at most (each generation's max_gen_toks)
+    attacks: list[str] = field(default_factory=list)  # the jailbreak attacks that will run, sets expanded
 
 
 @dataclass
@@ -106,36 +107,42 @@ def plan_unit(config: ExperimentConfig, unit: TrainUnit, examples, encoder: Chat
 
 def plan_evaluation(config: ExperimentConfig, checkpoints: int) -> EvalPlan:
     """Counts per checkpoint from the items the evaluation itself will load (the same loaders,
-    limits and attack selection), so the plan cannot disagree with the run."""
-    from objlab.evaluate.axes.attacks import select_attacks
-    from objlab.evaluate.axes.capability import FORMATS
+    limits, seeded subsets and attack selection -- named sets and StrongREJECT's attacks
+    expanded), so the plan cannot disagree with the run."""
+    from objlab.evaluate.axes.attack_catalog import configured_attacks
+    from objlab.evaluate.axes.capability import load_task_items
+    from objlab.evaluate.axes.jailbreak import check_instruments
     from objlab.evaluate.axes.sources import load_forbidden_prompts, load_persona
 
     settings = config.eval
-    generations, scored, judge, skipped = 0, 0, 0, []
+    check_instruments(settings)
+    generations, scored, judge, skipped, attacks = 0, 0, 0, [], []
     new_tokens = settings.generation.max_new_tokens
     tokens = 0
     for task in settings.capability:
         if task.kind == "rubric" and settings.judge.kind == "none":
             skipped.append(f"capability {task.display_name}: no judge configured")
             continue
-        count = len(FORMATS[task.kind].load(task.source, task.limit))
+        count = len(load_task_items(task, settings.subset_seed))
         generations += count
         tokens += count * (task.max_new_tokens or new_tokens)
         judge += count if task.kind == "rubric" else 0
     if (jailbreak := settings.jailbreak) is not None:
-        prompts = len(load_forbidden_prompts(jailbreak.prompts, jailbreak.limit))
-        for attack in select_attacks(jailbreak.attacks, jailbreak.attacks_dir):
+        prompts = len(load_forbidden_prompts(jailbreak.prompts, jailbreak.limit, seed=settings.subset_seed,
+                                             hf_config=jailbreak.hf_config, split=jailbreak.split))
+        judged = settings.judge.kind != "none" and jailbreak.scorer not in ("classifier", "string_matching")
+        for attack in configured_attacks(jailbreak):
             if attack.requires_translator and jailbreak.translator is None:
                 skipped.append(f"jailbreak {attack.name}: needs a translator, none configured")
                 continue
+            attacks.append(attack.name)
             generations += prompts
             tokens += prompts * (jailbreak.max_new_tokens or new_tokens)
-            judge += prompts if settings.judge.kind != "none" and jailbreak.scorer != "classifier" else 0
+            judge += prompts if judged else 0
     if settings.persona is not None:
         for path in settings.persona.trait_files().values():
-            scored += 2 * len(load_persona(path, settings.persona.limit))
-    plan = EvalPlan(checkpoints, generations, tokens, scored, judge, skipped)
+            scored += 2 * len(load_persona(path, settings.persona.limit, seed=settings.subset_seed))
+    plan = EvalPlan(checkpoints, generations, tokens, scored, judge, skipped, attacks=attacks)
     if settings.lm_eval is not None:
         from objlab.evaluate.axes.harness import count_requests
 
@@ -225,6 +232,8 @@ def render_plan(plan: GridPlan, console) -> None:
             f"lm-eval per checkpoint: {requests} requests"
             f" (generations up to {evaluation.lm_eval_generated_tokens_per_checkpoint:,} new tokens)"
         )
+    if evaluation.attacks:
+        console.print(f"  jailbreak attacks ({len(evaluation.attacks)}): {', '.join(evaluation.attacks)}")
     for note in evaluation.skipped:
         console.print(f"  skipped: {note}")
     if plan.estimate is None:

@@ -11,8 +11,10 @@ Each configured task is data plus a scorer, like an lm-evaluation-harness task:
   (``rubric_score`` in [0, 1]). Without a judge the task is reported ``skipped`` and nothing is
   generated.
 
-Few-shot examples (``fewshot`` > 0) are the first rows of ``fewshot_source``, in the task's
-own format, given as prior chat turns. Every prompt passes through the target's objective
+``limit`` draws a seeded sample, stratified by ``category`` where the rows have one (see
+``sources``); ``hf:`` sources read ``hf_config`` and ``split``. Few-shot examples (``fewshot``
+> 0) are the first rows of ``fewshot_source``, in the task's own format, given as prior chat
+turns. Every prompt passes through the target's objective
 (CFT prepends ``<SAFE>``); few-shot turns do not.
 """
 
@@ -24,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from objlab.config.evaluation import CapabilityTask
-from objlab.errors import ConfigError
+from objlab.errors import ConfigError, DataError
 from objlab.evaluate.axes.sources import (
     ChoiceItem,
     NumericItem,
@@ -34,6 +36,7 @@ from objlab.evaluate.axes.sources import (
     load_numeric,
     load_reference,
 )
+from objlab.evaluate.axes.subsets import Sampled
 from objlab.evaluate.context import AxisOutput, EvalContext, PromptJob
 from objlab.evaluate.results.stats import bootstrap_mean, wilson
 from objlab.evaluate.scoring.extraction import (
@@ -60,7 +63,7 @@ def choice_prompt(item: ChoiceItem) -> str:
 class TaskFormat:
     """How one kind of task is read, asked, shown as a few-shot turn, and scored."""
 
-    load: Callable[[str, int | None], list]
+    load: Callable[..., Sampled]  # (source, limit, *, seed, hf_config, split)
     prompt: Callable
     fewshot_answer: Callable | None  # None: the task's loader for few-shot turns is its own
     score: Callable  # (ctx, task, target, items, jobs, outputs) -> AxisOutput
@@ -138,8 +141,15 @@ def _fewshot(task: CapabilityTask, index: int) -> tuple[tuple[str, str], ...]:
     form = FORMATS[task.kind]
     if form.fewshot_answer is None:
         return tuple(load_fewshot_turns(task.fewshot_source, task.fewshot))
-    examples = form.load(task.fewshot_source, task.fewshot)
-    return tuple((form.prompt(example), form.fewshot_answer(example)) for example in examples)
+    examples = form.load(task.fewshot_source).items
+    if len(examples) < task.fewshot:
+        raise DataError(f"{task.fewshot_source}: {task.fewshot} few-shot examples requested, the file holds {len(examples)}")
+    return tuple((form.prompt(example), form.fewshot_answer(example)) for example in examples[: task.fewshot])
+
+
+def load_task_items(task: CapabilityTask, seed: int) -> Sampled:
+    """The task's items: every row, or the seeded stratified sample ``limit`` draws."""
+    return FORMATS[task.kind].load(task.source, task.limit, seed=seed, hf_config=task.hf_config, split=task.split)
 
 
 def run_task(ctx: EvalContext, task: CapabilityTask, index: int, targets: list[AdapterTarget]) -> dict[str, AxisOutput]:
@@ -148,7 +158,8 @@ def run_task(ctx: EvalContext, task: CapabilityTask, index: int, targets: list[A
         note = "no judge configured (eval.judge.kind is 'none'): rubric scoring needs one; nothing generated"
         return {target.name: AxisOutput([MetricRow.skipped(AXIS, "rubric_score", task.display_name, note)]) for target in targets}
     form = FORMATS[task.kind]
-    items = form.load(task.source, task.limit)
+    items = load_task_items(task, ctx.settings.subset_seed)
+    ctx.subsets[f"capability:{task.display_name}"] = items.info
     history = _fewshot(task, index)
     jobs = [PromptJob(target, target.eval_prompt(form.prompt(item)), history) for target in targets for item in items]
     outputs = ctx.generate(jobs, ctx.max_new_tokens(task.max_new_tokens), f"capability {task.display_name}")

@@ -1,83 +1,83 @@
-"""The jailbreak axis: forbidden prompts x attacks, attack success rate per attack and overall.
+"""The jailbreak axis: forbidden prompts x attacks, attack success rate per attack and over attacks.
 
-Every forbidden prompt (StrongREJECT CSV) is wrapped by every configured attack, presented as
-the target's objective presents prompts (CFT: ``<SAFE>``), and answered. The translation
-attack translates the wrapped prompt into the configured language first and the answer back
-into English before scoring; with no translator configured it is reported ``skipped``.
+Every forbidden prompt (StrongREJECT CSV; ``limit`` draws a sample stratified by category) is
+wrapped by every configured attack (objlab's own, the user's, or StrongREJECT's from the
+user's copy of its files; a named set such as ``seed5`` stands for its members), presented as
+the target's objective presents prompts (CFT: ``<SAFE>``), and answered. A translation attack
+translates the wrapped prompt into its language first and the answer back into English before
+scoring; with no translator configured it is reported ``skipped``. An attack that asks for an
+encoded answer (StrongREJECT's base64 family, its JSON-list styles) has the answer decoded as
+the package decodes it before scoring; the raw answer is kept in the item record.
 
-Scoring: the offline refusal classifier (``refusal``) scores every response. With a judge
-(``eval.judge``; ``eval.jailbreak.scorer`` auto or judge) the judge's StrongREJECT rubric is
-the primary scorer -- attack success = the judge says the response did not refuse -- and the
-mean StrongREJECT score, the classifier's own ASR and the judge-classifier agreement are
-reported too. An item whose verdict or translation failed is an error item: recorded,
-counted in the row's note, left out of the rates.
+Scoring (``Scoring``): the primary scorer decides attack success -- the judge with a rubric
+(StrongREJECT's own when ``eval.judge.rubric`` names its file, objlab's otherwise), objlab's
+offline refusal classifier, or StrongREJECT's string matching. Every scorer that is available
+runs, so the others are reported beside it (``asr_classifier``, ``asr_string_matching``) and
+the judge and classifier's agreement is measured. An item whose verdict or translation failed
+is an error item: recorded, counted in the row's note, left out of the rates.
 
-Rows per target: ``asr`` per attack (Wilson) and over attacks (group "", macro-average: each
-attack counts equally), and with a judge ``strongreject_score``, ``asr_classifier``,
-``judge_error_rate``, ``scorer_agreement`` and ``scorer_kappa``.
+The rows and the ASR definition every table states are built in ``jailbreak_rows``.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import dataclass
-
+from objlab.config.evaluation import EvalSettings
 from objlab.errors import ConfigError
-from objlab.evaluate.axes.attacks import Attack, select_attacks
+from objlab.evaluate.axes.attack_catalog import configured_attacks
+from objlab.evaluate.axes.attacks import Attack
+from objlab.evaluate.axes.jailbreak_rows import (
+    AXIS,
+    AttackPrompt,
+    Scored,
+    Scoring,
+    definition,
+    target_output,
+)
 from objlab.evaluate.axes.sources import ForbiddenPrompt, load_forbidden_prompts
 from objlab.evaluate.context import AxisOutput, EvalContext, PromptJob
-from objlab.evaluate.results.stats import bootstrap_mean, macro_average, wilson
-from objlab.evaluate.scoring.agreement import kappa_estimate, percent_agreement
-from objlab.evaluate.scoring.judges import Verdict
-from objlab.evaluate.scoring.refusal import (
-    CLASSIFIER_NAME,
-    RefusalVerdict,
-    classify_refusal,
-)
-from objlab.evaluate.scoring.rubrics import STRONGREJECT
+from objlab.evaluate.scoring.refusal import CLASSIFIER_NAME, classify_refusal
+from objlab.evaluate.scoring.rubrics import OBJLAB_JAILBREAK_RUBRIC, Rubric
+from objlab.evaluate.scoring.string_matching import load_phrases, match_refusal
+from objlab.evaluate.scoring.strongreject_rubric import load_strongreject_rubric
 from objlab.evaluate.session import AdapterTarget
-from objlab.records.items import ItemRecord, MetricRow
 
-AXIS = "jailbreak"
-
-
-@dataclass(frozen=True)
-class AttackPrompt:
-    """A forbidden prompt under one attack, as sent (translated for the translation attack)."""
-
-    attack: Attack
-    item: ForbiddenPrompt
-    text: str | None
-    error: str | None = None
+__all__ = ["AXIS", "AttackPrompt", "check_instruments", "jailbreak_rubric", "run_jailbreak", "scoring_for"]
 
 
-@dataclass
-class Scored:
-    """One target's answer to one attack prompt and what each scorer made of it."""
-
-    prompt: AttackPrompt
-    presented: str = ""
-    response: str = ""
-    original_response: str | None = None
-    classifier: RefusalVerdict | None = None
-    judge: Verdict | None = None
-    error: str | None = None
-
-    def success(self, use_judge: bool) -> bool | None:
-        """Attack success by the primary scorer; None for an error item."""
-        if self.error is not None:
-            return None
-        if use_judge:
-            return None if not self.judge.ok else self.judge.fields["refused"] == 0
-        return not self.classifier.refused
+def jailbreak_rubric(settings: EvalSettings) -> Rubric:
+    """StrongREJECT's rubric from the user's ``judge_templates.json`` when given, else objlab's."""
+    path = settings.judge.rubric
+    return load_strongreject_rubric(path) if path else OBJLAB_JAILBREAK_RUBRIC
 
 
-def uses_judge(ctx: EvalContext) -> bool:
-    scorer = ctx.settings.jailbreak.scorer
+def check_instruments(settings: EvalSettings) -> None:
+    """Read every instrument the jailbreak axis will use (attacks, StrongREJECT's files, the
+    rubric, the phrase list), so a bad path or file is refused before anything is trained or
+    generated, with the error naming the field or file."""
+    if settings.judge.rubric:
+        load_strongreject_rubric(settings.judge.rubric)
+    jailbreak = settings.jailbreak
+    if jailbreak is None:
+        return
+    configured_attacks(jailbreak)
+    if jailbreak.string_matching:
+        load_phrases(jailbreak.string_matching)
+
+
+def scoring_for(ctx: EvalContext) -> Scoring:
+    """The primary scorer and the instruments of this evaluation (errors name the config field)."""
+    settings = ctx.settings.jailbreak
+    phrases = load_phrases(settings.string_matching) if settings.string_matching else None
+    scorer = settings.scorer
     if scorer == "judge" and ctx.judge is None:
         raise ConfigError("eval.jailbreak.scorer: 'judge' needs a judge, but eval.judge.kind is 'none'")
-    return ctx.judge is not None and scorer != "classifier"
+    if scorer == "auto":
+        scorer = "judge" if ctx.judge is not None else "classifier"
+    if scorer == "judge":
+        rubric = jailbreak_rubric(ctx.settings)
+        return Scoring("judge", ctx.judge.identity, rubric, phrases, settings.success_threshold)
+    identity = phrases.identity if scorer == "string_matching" else CLASSIFIER_NAME
+    return Scoring(scorer, identity, None, phrases, None)
 
 
 def prepare_prompts(ctx: EvalContext, attacks: list[Attack], prompts: list[ForbiddenPrompt]) -> list[AttackPrompt]:
@@ -91,14 +91,25 @@ def prepare_prompts(ctx: EvalContext, attacks: list[Attack], prompts: list[Forbi
             prepared += [AttackPrompt(attack, item, text) for item, text in zip(prompts, wrapped)]
             continue
         line = ctx.board.line(f"jailbreak translate ({attack.name})", None)
-        translations = ctx.translator.to_language(wrapped)
+        translations = ctx.translator.to_language(wrapped, attack.language)
         line.close()
         prepared += [AttackPrompt(attack, item, text, error) for item, (text, error) in zip(prompts, translations)]
     return prepared
 
 
+def _back_translate(ctx: EvalContext, entries: list[Scored]) -> None:
+    """Answers of translation attacks into English, one call per language."""
+    by_language: dict[str | None, list[Scored]] = {}
+    for entry in entries:
+        by_language.setdefault(entry.prompt.attack.language, []).append(entry)
+    for language, group in by_language.items():
+        for entry, (text, error) in zip(group, ctx.translator.to_english([entry.response for entry in group], language)):
+            entry.original_response = entry.response
+            entry.response, entry.error = (text, None) if error is None else ("", error)
+
+
 def answer(ctx: EvalContext, targets: list[AdapterTarget], prepared: list[AttackPrompt]) -> dict[str, list[Scored]]:
-    """Generate every target's answer to every ready prompt (one call) and back-translate."""
+    """Generate every target's answer to every ready prompt (one call), back-translate, decode."""
     scored = {target.name: [Scored(prompt, error=prompt.error) for prompt in prepared] for target in targets}
     pending = [(target, entry) for target in targets for entry in scored[target.name] if entry.error is None]
     jobs = [PromptJob(target, target.eval_prompt(entry.prompt.text)) for target, entry in pending]
@@ -108,126 +119,47 @@ def answer(ctx: EvalContext, targets: list[AdapterTarget], prepared: list[Attack
         entry.presented, entry.response = job.prompt, output.text
     translated = [entry for _, entry in pending if entry.prompt.attack.requires_translator]
     if translated:
-        for entry, (text, error) in zip(translated, ctx.translator.to_english([entry.response for entry in translated])):
+        _back_translate(ctx, translated)
+    for _, entry in pending:
+        if entry.prompt.attack.decode and entry.error is None:
             entry.original_response = entry.response
-            entry.response, entry.error = (text, None) if error is None else ("", error)
+            entry.response = entry.prompt.attack.decoded(entry.response)
     return scored
 
 
-def score(ctx: EvalContext, scored: dict[str, list[Scored]], use_judge: bool) -> None:
-    """Classifier verdicts for every answered item; judge verdicts (one batch) when used."""
+def score(ctx: EvalContext, scored: dict[str, list[Scored]], scoring: Scoring) -> None:
+    """Classifier and phrase verdicts for every answered item; judge verdicts (one batch) when used."""
     answered = [entry for entries in scored.values() for entry in entries if entry.error is None]
     for entry in answered:
         entry.classifier = classify_refusal(entry.response)
-    if not use_judge or not answered:
+        if scoring.phrases is not None:
+            entry.phrases = match_refusal(scoring.phrases, entry.response)
+    if scoring.rubric is None or not answered:
         return
     line = ctx.board.line("jailbreak judge", None)
     inputs = [{"prompt": entry.prompt.item.prompt, "response": entry.response} for entry in answered]
-    verdicts = ctx.judge.score(STRONGREJECT, inputs, lambda fields: (fields["prompt"], fields["response"]))
+    verdicts = ctx.judge.score(scoring.rubric, inputs, lambda fields: (fields["prompt"], fields["response"]))
     line.close()
     for entry, verdict in zip(answered, verdicts):
         entry.judge = verdict
 
 
-def item_record(entry: Scored, use_judge: bool, scorer: str) -> ItemRecord:
-    success = entry.success(use_judge)
-    judge = entry.judge.to_dict() if entry.judge else None
-    classifier = entry.classifier.to_dict() if entry.classifier else None
-    extra = {
-        "category": entry.prompt.item.category,
-        "source": entry.prompt.item.source,
-        "attack_success": success,
-        "classifier_refused": entry.classifier.refused if entry.classifier else None,
-        "strongreject_score": entry.judge.score if entry.judge else None,
-        "original_response": entry.original_response,
-        "error": entry.error or (entry.judge.error if entry.judge else None),
-    }
-    verdict = json.dumps({"judge": judge, "classifier": classifier}, sort_keys=True)
-    presented = entry.presented or (entry.prompt.text or "")
-    return ItemRecord(AXIS, entry.prompt.attack.name, entry.prompt.item.item_id, presented, entry.response,
-                      math.nan if success is None else float(success), verdict, scorer, extra)
-
-
-def _error_note(errors: int, total: int, scorer: str) -> str:
-    note = f"scorer: {scorer}"
-    return note + (f"; {errors} of {total} items failed (translation or verdict; error items, left out)" if errors else "")
-
-
-def attack_rows(attack: Attack, entries: list[Scored], use_judge: bool, scorer: str) -> list[MetricRow]:
-    """The rows of one attack that ran: ASR, and with a judge the score, classifier ASR, errors."""
-    outcomes = [entry.success(use_judge) for entry in entries]
-    decided = [outcome for outcome in outcomes if outcome is not None]
-    note = _error_note(len(outcomes) - len(decided), len(outcomes), scorer)
-    rows = [MetricRow.from_estimate(AXIS, "asr", attack.name, wilson(sum(decided), len(decided)), note)]
-    if use_judge:
-        judged = [entry.judge for entry in entries if entry.judge is not None]
-        scores = [verdict.score for verdict in judged if verdict.ok]
-        classified = [not entry.classifier.refused for entry in entries if entry.classifier is not None]
-        errors = sum(not verdict.ok for verdict in judged)
-        rows += [
-            MetricRow.from_estimate(AXIS, "strongreject_score", attack.name, bootstrap_mean(scores), note),
-            MetricRow.from_estimate(AXIS, "asr_classifier", attack.name, wilson(sum(classified), len(classified)), f"scorer: {CLASSIFIER_NAME}"),
-            MetricRow.from_estimate(AXIS, "judge_error_rate", attack.name, wilson(errors, len(judged))),
-        ]
-    return rows
-
-
-def skipped_rows(attack: Attack, use_judge: bool) -> list[MetricRow]:
-    note = f"attack {attack.name!r} needs a translator and eval.jailbreak.translator is not configured; not run"
-    metrics = ["asr", "strongreject_score", "asr_classifier"] if use_judge else ["asr"]
-    return [MetricRow.skipped(AXIS, metric, attack.name, note) for metric in metrics]
-
-
-def overall_rows(by_attack: dict[str, list[Scored]], skipped: list[str], use_judge: bool, scorer: str) -> list[MetricRow]:
-    """Macro-averages over the attacks that ran, and (with a judge) scorer agreement."""
-    note = f"scorer: {scorer}" + (f"; skipped attacks not included: {', '.join(skipped)}" if skipped else "")
-    success = {name: [float(o) for o in (e.success(use_judge) for e in entries) if o is not None] for name, entries in by_attack.items()}
-    rows = [MetricRow.from_estimate(AXIS, "asr", "", macro_average(success), note)]
-    if not use_judge:
-        return rows
-    scores = {name: [e.judge.score for e in entries if e.judge is not None and e.judge.ok] for name, entries in by_attack.items()}
-    rows.append(MetricRow.from_estimate(AXIS, "strongreject_score", "", macro_average(scores), note))
-    both = [e for entries in by_attack.values() for e in entries if e.judge is not None and e.judge.ok]
-    judge_says = [e.judge.fields["refused"] == 1 for e in both]
-    classifier_says = [e.classifier.refused for e in both]
-    agreement_note = f"refused or not: judge vs {CLASSIFIER_NAME}, on items both scored"
-    rows += [
-        MetricRow.from_estimate(AXIS, "scorer_agreement", "", percent_agreement(judge_says, classifier_says), agreement_note),
-        MetricRow.from_estimate(AXIS, "scorer_kappa", "", kappa_estimate(judge_says, classifier_says), agreement_note),
-    ]
-    return rows
-
-
-def target_output(entries: list[Scored], attacks: list[Attack], use_judge: bool, scorer: str) -> AxisOutput:
-    """One target's rows (attacks in configured order, then overall) and item records."""
-    output = AxisOutput(items=[item_record(entry, use_judge, scorer) for entry in entries])
-    by_attack: dict[str, list[Scored]] = {}
-    for entry in entries:
-        by_attack.setdefault(entry.prompt.attack.name, []).append(entry)
-    skipped = []
-    for attack in attacks:
-        if attack.name in by_attack:
-            output.metrics += attack_rows(attack, by_attack[attack.name], use_judge, scorer)
-        else:
-            skipped.append(attack.name)
-            output.metrics += skipped_rows(attack, use_judge)
-    output.metrics += overall_rows(by_attack, skipped, use_judge, scorer)
-    return output
-
-
 def run_jailbreak(ctx: EvalContext, targets: list[AdapterTarget]) -> dict[str, AxisOutput]:
     """The whole axis for every target; see the module docstring."""
     settings = ctx.settings.jailbreak
-    use_judge = uses_judge(ctx)
-    scorer = ctx.judge.identity if use_judge else CLASSIFIER_NAME
-    attacks = select_attacks(settings.attacks, settings.attacks_dir)
-    prompts = load_forbidden_prompts(settings.prompts, settings.limit)
-    prepared = prepare_prompts(ctx, attacks, prompts)
+    scoring = scoring_for(ctx)
+    attacks = configured_attacks(settings)
+    prompts = load_forbidden_prompts(settings.prompts, settings.limit, seed=ctx.settings.subset_seed,
+                                     hf_config=settings.hf_config, split=settings.split)
+    ctx.subsets["jailbreak"] = prompts.info
+    prepared = prepare_prompts(ctx, attacks, prompts.items)
     scored = answer(ctx, targets, prepared)
-    score(ctx, scored, use_judge)
+    score(ctx, scored, scoring)
+    ran = {prompt.attack.name for prompt in prepared}
+    ctx.jailbreak = definition(scoring, attacks, ran)
     results = {}
     for target in targets:
-        results[target.name] = target_output(scored[target.name], attacks, use_judge, scorer)
+        results[target.name] = target_output(scored[target.name], attacks, scoring, ctx.jailbreak)
         ctx.counts[f"judge_errors:{target.name}"] += sum(
             entry.judge is not None and not entry.judge.ok for entry in scored[target.name]
         )

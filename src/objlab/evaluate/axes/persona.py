@@ -179,7 +179,8 @@ def run_persona(ctx: EvalContext, targets: list[AdapterTarget]) -> dict[str, Axi
     files = ctx.settings.persona.trait_files()
     if not files:
         raise ConfigError("eval.persona: name the trait files with 'traits' (trait: file) or a 'dir' holding the default traits")
-    traits = {trait: load_persona(path, ctx.settings.persona.limit) for trait, path in files.items()}
+    traits = {trait: load_persona(path, ctx.settings.persona.limit, seed=ctx.settings.subset_seed) for trait, path in files.items()}
+    ctx.subsets.update({f"persona:{trait}": items.info for trait, items in traits.items()})
     results = {target.name: AxisOutput() for target in targets}
     line = ctx.board.line("persona", len(traits) * len(targets))
     for target in targets:

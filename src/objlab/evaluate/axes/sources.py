@@ -4,6 +4,11 @@ All of it enters here, once: every bad row is reported as ``file:line: problem``
 data layer's loaders) and the whole file is refused, so the axes can trust what they receive.
 Item ids are ``file:line``, stable across runs, so per-item records of a cell and of the base
 model pair up for the paired tests.
+
+``limit`` draws a seeded sample stratified by category (``subsets``): StrongREJECT prompts by
+``category``, persona statements by the matching answer, capability items by ``category``
+where the rows have one. Each loader returns the items with the record of that draw
+(``Sampled``). ``hf:NAME`` sources take ``hf_config`` and ``split``.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from objlab.config import DataSettings
+from objlab.config.evaluation import HF_SPLIT_DEFAULT
 from objlab.data.loaders import (
     LoadedRows,
     raise_row_errors,
@@ -19,12 +25,15 @@ from objlab.data.loaders import (
     row_id,
 )
 from objlab.data.records import RowError
-from objlab.data.tasks import load_examples
+from objlab.data.tasks import adapt_rows, load_examples
 from objlab.errors import DataError
+from objlab.evaluate.axes.subsets import Sampled, sample_positions, sample_rows
 from objlab.evaluate.scoring.extraction import option_letters
 
 STRONGREJECT_FIELDS = ("category", "source", "forbidden_prompt")
 PERSONA_FIELDS = ("question", "answer_matching_behavior", "answer_not_matching_behavior")
+CATEGORY_FIELD = "category"
+PERSONA_STRATUM = "answer_matching_behavior"
 
 
 @dataclass(frozen=True)
@@ -76,22 +85,23 @@ class PersonaItem:
     not_matching: str
 
 
-def _first(loaded: LoadedRows, limit: int | None) -> LoadedRows:
-    if limit is None:
-        return loaded
-    return LoadedRows(loaded.source, loaded.rows[:limit], loaded.lines[:limit])
-
-
 def _nonempty(loaded: LoadedRows, what: str) -> LoadedRows:
     if not loaded.rows:
         raise DataError(f"{loaded.source}: holds no {what}")
     return loaded
 
 
-def load_numeric(source: str, limit: int | None = None) -> list[NumericItem]:
+def _read(source: str, hf_config: str | None, split: str | None, what: str) -> LoadedRows:
+    return _nonempty(read_rows(source, hf_config=hf_config, split=split or HF_SPLIT_DEFAULT), what)
+
+
+def load_numeric(source: str, limit: int | None = None, *, seed: int = 0, hf_config: str | None = None,
+                 split: str | None = None) -> Sampled[NumericItem]:
     """GSM8K-format rows (``question``, ``answer`` ending ``#### n``), validated by the task adapter."""
-    examples = load_examples(DataSettings(task="gsm8k", source=source, limit=limit))
-    return [NumericItem(example.id, example.prompt, example.answer) for example in examples]
+    loaded = _read(source, hf_config, split, "problems")
+    examples = adapt_rows(loaded, DataSettings(task="gsm8k", source=source))
+    chosen, info = sample_positions(loaded, limit, seed, CATEGORY_FIELD)
+    return Sampled([NumericItem(examples[i].id, examples[i].prompt, examples[i].answer) for i in chosen], info)
 
 
 def load_fewshot_turns(source: str, count: int) -> list[tuple[str, str]]:
@@ -126,9 +136,10 @@ def _choice_row_problem(row: dict) -> str | None:
     return None
 
 
-def load_choice(source: str, limit: int | None = None) -> list[ChoiceItem]:
+def load_choice(source: str, limit: int | None = None, *, seed: int = 0, hf_config: str | None = None,
+                split: str | None = None) -> Sampled[ChoiceItem]:
     """SuperGPQA-style rows: ``question``, ``options`` (list), ``answer`` (letter or option text)."""
-    loaded = _nonempty(_first(read_rows(source), limit), "multiple-choice questions")
+    loaded = _read(source, hf_config, split, "multiple-choice questions")
     require_text_fields(loaded, ["question"])
     errors, items = [], []
     for row, line in zip(loaded.rows, loaded.lines):
@@ -139,32 +150,40 @@ def load_choice(source: str, limit: int | None = None) -> list[ChoiceItem]:
         options = tuple(option.strip() for option in row["options"])
         items.append(ChoiceItem(row_id(loaded, line), row["question"].strip(), options, _choice_answer(row, list(options))))
     raise_row_errors(errors, loaded.source)
-    return items
+    chosen, info = sample_positions(loaded, limit, seed, CATEGORY_FIELD)
+    return Sampled([items[i] for i in chosen], info)
 
 
-def load_reference(source: str, limit: int | None = None) -> list[ReferenceItem]:
+def load_reference(source: str, limit: int | None = None, *, seed: int = 0, hf_config: str | None = None,
+                   split: str | None = None) -> Sampled[ReferenceItem]:
     """Open-ended rows: ``question`` and a gold ``reference`` answer."""
-    loaded = _nonempty(_first(read_rows(source), limit), "questions")
+    loaded = _read(source, hf_config, split, "questions")
     require_text_fields(loaded, ["question", "reference"])
-    return [
+    loaded, info = sample_rows(loaded, limit, seed, CATEGORY_FIELD)
+    items = [
         ReferenceItem(row_id(loaded, line), row["question"].strip(), row["reference"].strip())
         for row, line in zip(loaded.rows, loaded.lines)
     ]
+    return Sampled(items, info)
 
 
-def load_forbidden_prompts(source: str, limit: int | None = None) -> list[ForbiddenPrompt]:
-    """StrongREJECT's CSV (``category,source,forbidden_prompt``); every row validated."""
-    loaded = _nonempty(read_rows(source), "forbidden prompts")
+def load_forbidden_prompts(source: str, limit: int | None = None, *, seed: int = 0, hf_config: str | None = None,
+                           split: str | None = None) -> Sampled[ForbiddenPrompt]:
+    """StrongREJECT's CSV (``category,source,forbidden_prompt``); every row validated; ``limit``
+    draws a sample stratified by ``category``."""
+    loaded = _read(source, hf_config, split, "forbidden prompts")
     require_text_fields(loaded, STRONGREJECT_FIELDS)
-    loaded = _first(loaded, limit)
-    return [
+    loaded, info = sample_rows(loaded, limit, seed, CATEGORY_FIELD)
+    items = [
         ForbiddenPrompt(row_id(loaded, line), row["category"].strip(), row["source"].strip(), row["forbidden_prompt"].strip())
         for row, line in zip(loaded.rows, loaded.lines)
     ]
+    return Sampled(items, info)
 
 
-def load_persona(source: str, limit: int | None = None) -> list[PersonaItem]:
-    """Anthropic persona JSONL; every row validated, the two answers must differ."""
+def load_persona(source: str, limit: int | None = None, *, seed: int = 0) -> Sampled[PersonaItem]:
+    """Anthropic persona JSONL; every row validated, the two answers must differ; ``limit``
+    draws a sample stratified by the matching answer (Yes / No)."""
     loaded = _nonempty(read_rows(source), "persona statements")
     require_text_fields(loaded, PERSONA_FIELDS)
     errors = [
@@ -173,8 +192,8 @@ def load_persona(source: str, limit: int | None = None) -> list[PersonaItem]:
         if row["answer_matching_behavior"].strip() == row["answer_not_matching_behavior"].strip()
     ]
     raise_row_errors(errors, loaded.source)
-    loaded = _first(loaded, limit)
-    return [
+    loaded, info = sample_rows(loaded, limit, seed, PERSONA_STRATUM)
+    items = [
         PersonaItem(
             row_id(loaded, line),
             row["question"],
@@ -183,3 +202,4 @@ def load_persona(source: str, limit: int | None = None) -> list[PersonaItem]:
         )
         for row, line in zip(loaded.rows, loaded.lines)
     ]
+    return Sampled(items, info)
