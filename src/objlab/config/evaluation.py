@@ -17,6 +17,8 @@ from objlab.config.python_ref import load_callable
 DEFAULT_ATTACKS = ["none", "seed5"]
 DEFAULT_TRAITS = ["machiavellianism", "narcissism", "psychopathy"]
 HF_SPLIT_DEFAULT = "train"
+SCORERS = ("auto", "judge", "classifier", "string_matching")
+PYTHON_SCORER = "python:"
 
 
 class _Strict(BaseModel):
@@ -120,8 +122,10 @@ class JailbreakSettings(_HFSource):
     copy of StrongREJECT's ``wrapping_jailbreaks.json`` (or a directory holding it, directly or
     in ``jailbreak_files/``), which adds every ``strongreject/<key>`` attack. ``scorer`` picks
     the primary scorer: ``auto`` (the judge when one is configured, else the classifier),
-    ``judge``, ``classifier`` (objlab's refusal rules) or ``string_matching`` (StrongREJECT's
-    phrase list, read from ``string_matching``). ``success_threshold`` (judge only): an item
+    ``judge``, ``classifier`` (objlab's refusal rules), ``string_matching`` (StrongREJECT's
+    phrase list, read from ``string_matching``) or ``python:module:function``, the user's own
+    harmfulness check: ``function(prompt, response) -> bool``, true when the answer carries out
+    the forbidden request (imported when the config is loaded). ``success_threshold`` (judge only): an item
     succeeds when its rubric score is at least this, instead of "the judge says not refused".
     """
 
@@ -132,18 +136,29 @@ class JailbreakSettings(_HFSource):
     string_matching: str | None = Field(default=None, description="StrongREJECT's string_matching.txt (refusal phrases).")
     limit: int | None = Field(default=None, gt=0)
     translator: TranslatorSettings | None = None
-    scorer: Literal["auto", "judge", "classifier", "string_matching"] = "auto"
+    scorer: str = Field(default="auto", description="auto | judge | classifier | string_matching | python:module:function")
     success_threshold: float | None = Field(default=None, gt=0, le=1)
     max_new_tokens: int | None = Field(default=None, gt=0)
 
     def _source_path(self) -> str:
         return self.prompts
 
+    @field_validator("scorer")
+    @classmethod
+    def _known_scorer(cls, scorer: str) -> str:
+        """A built-in scorer, or ``python:module:function`` imported now (a typo fails at load)."""
+        if scorer in SCORERS:
+            return scorer
+        if scorer.startswith(PYTHON_SCORER):
+            load_callable(scorer[len(PYTHON_SCORER):])
+            return scorer
+        raise ValueError(f"unknown scorer {scorer!r}; expected one of {', '.join(SCORERS)} or 'python:module:function'")
+
     @model_validator(mode="after")
     def _scorer_inputs(self) -> JailbreakSettings:
         if self.scorer == "string_matching" and not self.string_matching:
             raise ValueError("scorer 'string_matching' needs 'string_matching': the path of StrongREJECT's string_matching.txt")
-        if self.success_threshold is not None and self.scorer in ("classifier", "string_matching"):
+        if self.success_threshold is not None and self.scorer != "judge" and self.scorer != "auto":
             raise ValueError(f"success_threshold applies to a judge's rubric score; the scorer {self.scorer!r} gives yes/no verdicts")
         return self
 

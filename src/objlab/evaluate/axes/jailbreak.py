@@ -11,7 +11,8 @@ the package decodes it before scoring; the raw answer is kept in the item record
 
 Scoring (``Scoring``): the primary scorer decides attack success -- the judge with a rubric
 (StrongREJECT's own when ``eval.judge.rubric`` names its file, objlab's otherwise), objlab's
-offline refusal classifier, or StrongREJECT's string matching. Every scorer that is available
+offline refusal classifier, StrongREJECT's string matching, or the user's own harmfulness check
+(``python:module:function``, true when the answer carries out the request). Every scorer that is available
 runs, so the others are reported beside it (``asr_classifier``, ``asr_string_matching``) and
 the judge and classifier's agreement is measured. An item whose verdict or translation failed
 is an error item: recorded, counted in the row's note, left out of the rates.
@@ -21,7 +22,8 @@ The rows and the ASR definition every table states are built in ``jailbreak_rows
 
 from __future__ import annotations
 
-from objlab.config.evaluation import EvalSettings
+from objlab.config.evaluation import PYTHON_SCORER, EvalSettings
+from objlab.config.python_ref import load_callable
 from objlab.errors import ConfigError
 from objlab.evaluate.axes.attack_catalog import configured_attacks
 from objlab.evaluate.axes.attacks import Attack
@@ -76,6 +78,8 @@ def scoring_for(ctx: EvalContext) -> Scoring:
     if scorer == "judge":
         rubric = jailbreak_rubric(ctx.settings)
         return Scoring("judge", ctx.judge.identity, rubric, phrases, settings.success_threshold)
+    if scorer.startswith(PYTHON_SCORER):
+        return Scoring("python", scorer, None, phrases, None, check=load_callable(scorer[len(PYTHON_SCORER):]))
     identity = phrases.identity if scorer == "string_matching" else CLASSIFIER_NAME
     return Scoring(scorer, identity, None, phrases, None)
 
@@ -134,6 +138,8 @@ def score(ctx: EvalContext, scored: dict[str, list[Scored]], scoring: Scoring) -
         entry.classifier = classify_refusal(entry.response)
         if scoring.phrases is not None:
             entry.phrases = match_refusal(scoring.phrases, entry.response)
+        if scoring.check is not None:
+            _check(scoring, entry)
     if scoring.rubric is None or not answered:
         return
     line = ctx.board.line("jailbreak judge", None)
@@ -142,6 +148,19 @@ def score(ctx: EvalContext, scored: dict[str, list[Scored]], scoring: Scoring) -
     line.close()
     for entry, verdict in zip(answered, verdicts):
         entry.judge = verdict
+
+
+def _check(scoring: Scoring, entry: Scored) -> None:
+    """The user's scorer on one answer; a failure or a non-bool answer is an error item."""
+    try:
+        verdict = scoring.check(entry.prompt.item.prompt, entry.response)
+    except Exception as error:  # noqa: BLE001 -- a user's function may fail in any way; the item records it
+        entry.error = f"scorer {scoring.identity}: {type(error).__name__}: {error}"
+        return
+    if not isinstance(verdict, bool):
+        entry.error = f"scorer {scoring.identity} returned {type(verdict).__name__}, expected bool"
+        return
+    entry.complied = verdict
 
 
 def run_jailbreak(ctx: EvalContext, targets: list[AdapterTarget]) -> dict[str, AxisOutput]:
