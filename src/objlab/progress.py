@@ -50,6 +50,7 @@ class Board:
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
+        self._scope = ""
         self._progress = (
             Progress(
                 TextColumn("[bold]{task.description}"),
@@ -77,7 +78,18 @@ class Board:
     def line(self, description: str, total: float | None) -> Line:
         if self._progress is None:
             return Line(None, None)
-        return Line(self._progress, self._progress.add_task(description, total=total, info=""))
+        label = f"{self._scope}: {description}" if self._scope else description
+        return Line(self._progress, self._progress.add_task(label, total=total, info=""))
+
+    @contextlib.contextmanager
+    def scope(self, label: str):
+        """Lines opened inside name ``label`` (the cell or unit they belong to), so a log read
+        later says which cell each finished phase was part of."""
+        previous, self._scope = self._scope, label
+        try:
+            yield self
+        finally:
+            self._scope = previous
 
     def log(self, message: str) -> None:
         if self._progress is not None:

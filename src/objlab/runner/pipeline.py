@@ -54,7 +54,8 @@ class BaseOutcome:
 
 def evaluate_base(config: ExperimentConfig, session: EvalSession, cache: VerdictCache, board: Board) -> BaseOutcome:
     started = time.perf_counter()
-    result = evaluate(config, session, None, board=board, verdict_cache=cache)
+    with board.scope("base"):
+        result = evaluate(config, session, None, board=board, verdict_cache=cache)
     return BaseOutcome(result, time.perf_counter() - started)
 
 
@@ -67,14 +68,16 @@ def train_and_evaluate(
     batches, with the same outputs as alone; each cell is charged an equal share of the time).
     On CPU batches are small and peft's mixed forward loops over adapters in every LoRA layer,
     so one adapter at a time is faster (measured by benchmarks/grid_eval.py)."""
-    manifests = train(unit.request(config, run_dir), board=board)
+    with board.scope(unit.name):
+        manifests = train(unit.request(config, run_dir), board=board)
     cells = [cell for cell in unit.cells if cell.cell_id not in skip]
     together = session.max_loaded if session.device.type == "cuda" else 1
     outcomes = []
     for start in range(0, len(cells), together):
         group = cells[start : start + together]
         started = time.perf_counter()
-        results = evaluate_many(config, session, [cell.adapter_dir(run_dir) for cell in group], board=board, verdict_cache=cache)
+        with board.scope(", ".join(cell.cell_id for cell in group)):
+            results = evaluate_many(config, session, [cell.adapter_dir(run_dir) for cell in group], board=board, verdict_cache=cache)
         share = (time.perf_counter() - started) / len(group)
         for cell, result in zip(group, results):
             log_rows = read_log(cell.adapter_dir(run_dir) / TRAIN_LOG)
