@@ -92,6 +92,7 @@ class Board:
             else None
         )
         self.observer: LineObserver | None = None
+        self._scope = ""
 
     def observe(self, observer: LineObserver | None) -> None:
         """Report every line's progress to ``observer`` (lines created from now on)."""
@@ -107,10 +108,21 @@ class Board:
             self._progress.stop()
 
     def line(self, description: str, total: float | None) -> Line:
-        task = None if self._progress is None else self._progress.add_task(description, total=total, info="")
-        line = Line(self._progress, task, description, total, self.observer)
+        label = f"{self._scope}: {description}" if self._scope else description
+        task = None if self._progress is None else self._progress.add_task(label, total=total, info="")
+        line = Line(self._progress, task, label, total, self.observer)
         line._notify()
         return line
+
+    @contextlib.contextmanager
+    def scope(self, label: str):
+        """Lines opened inside are named after ``label`` (the cell or unit they belong to), so a
+        log read later, off a terminal, says which cell each phase was part of."""
+        previous, self._scope = self._scope, label
+        try:
+            yield self
+        finally:
+            self._scope = previous
 
     def log(self, message: str) -> None:
         if self._progress is not None:

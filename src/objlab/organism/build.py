@@ -33,7 +33,7 @@ from objlab.organism import world as world_module
 from objlab.organism.world import World, WorldSpec, make_world, write_study_files
 from objlab.progress import Board, board_or_quiet
 
-BUILD_VERSION = 1  # bump when the training code changes what a recipe produces
+BUILD_VERSION = 2  # bump when the training code changes what a recipe produces
 RECIPE_FILE = "recipe.json"
 Size = Literal["demo", "test"]
 
@@ -54,8 +54,13 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """The pretraining run: AdamW, linear warm-up then cosine decay to ``min_lr_ratio``."""
+    """The two training stages. Pretraining: AdamW, linear warm-up then cosine decay to
+    ``min_lr_ratio``. Alignment: a short run on the alignment transcripts at a constant
+    ``align_learning_rate`` (after ``warmup_steps``), with a fresh optimizer, as a chat model's
+    safety tuning follows its pretraining."""
 
+    align_steps: int = 150
+    align_learning_rate: float = 1e-3
     steps: int = 800
     batch_size: int = 32
     learning_rate: float = 3e-3
@@ -152,8 +157,36 @@ def build_organism(size: Size = "demo", cache_dir: Path | None = None, seed: int
         with board_or_quiet(board) as active:
             build_into(partial, recipe, active)
 
-    root = build_directory(cache_dir / recipe.hash, build, lambda path: is_built(path, recipe))
-    return Organism.at(root, recipe)
+    target = cache_dir / recipe.hash
+    if not is_built(target, recipe):
+        with one_build_at_a_time(board):  # then built by whoever held the lock, or by us now
+            build_directory(target, build, lambda path: is_built(path, recipe))
+    return Organism.at(target, recipe)
+
+
+@contextmanager
+def one_build_at_a_time(board: Board | None):
+    """Hold the machine-wide organism build lock (a file lock in the temporary directory).
+
+    A build pins its thread count and keeps every core it is given busy; two builds at once
+    on a small machine each run many times slower than one after the other (threads that
+    spin-wait for each other), so a second build waits, and finds the organism cached if it
+    was the same recipe."""
+    import fcntl
+    import tempfile
+
+    path = Path(os.environ.get("OBJLAB_BUILD_LOCK", Path(tempfile.gettempdir()) / "objlab-organism-build.lock"))
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if board is not None:
+                board.log(f"another organism build is running on this machine; waiting for it ({path})")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def build_into(root: Path, recipe: Recipe, board: Board) -> None:
@@ -165,7 +198,7 @@ def build_into(root: Path, recipe: Recipe, board: Board) -> None:
     write_study_files(world, root)
     line.advance(1, info="tokenizer")
     tokenizer = train_organism_tokenizer(world, recipe.model.vocab_size)
-    line.advance(1, info=f"{len(world.pretraining):,} transcripts")
+    line.advance(1, info=f"{len(world.pretraining):,} + {len(world.alignment):,} transcripts")
     line.close()
     with pinned_threads():
         model, log = pretrain(world, tokenizer, recipe, board)
@@ -191,7 +224,8 @@ def build_into(root: Path, recipe: Recipe, board: Board) -> None:
 def train_organism_tokenizer(world: World, vocab_size: int):
     from objlab.organism.tokenizer import train_tokenizer
 
-    return train_tokenizer((t.prompt + "\n" + t.response for t in world.pretraining), vocab_size=vocab_size)
+    transcripts = world.pretraining + world.alignment
+    return train_tokenizer((t.prompt + "\n" + t.response for t in transcripts), vocab_size=vocab_size)
 
 
 @contextmanager
@@ -227,14 +261,14 @@ def new_model(spec: ModelSpec, tokenizer, seed: int):
     return LlamaForCausalLM(config)
 
 
-def encode_transcripts(world: World, tokenizer, max_length: int) -> list[tuple[list[int], int]]:
+def encode_transcripts(transcripts: list, tokenizer, max_length: int) -> list[tuple[list[int], int]]:
     """Each transcript as (token ids, number of prompt tokens), rendered by the chat template
     exactly as training and evaluation will render it."""
     from objlab.data.chat import ChatEncoder
 
     encoder = ChatEncoder(tokenizer, max_length)
     encoded = []
-    for transcript in world.pretraining:
+    for transcript in transcripts:
         pair = encoder.encode_pair(transcript.prompt, transcript.response)
         encoded.append((list(pair.prompt_ids) + list(pair.response_ids), len(pair.prompt_ids)))
     return encoded
@@ -279,26 +313,39 @@ def learning_rate(step: int, spec: TrainSpec) -> float:
     return spec.learning_rate * (spec.min_lr_ratio + (1 - spec.min_lr_ratio) * cosine)
 
 
-def pretrain(world: World, tokenizer, recipe: Recipe, board: Board):
-    """The alignment-pretraining loop; returns the trained model and its per-step log."""
+def align_learning_rate(step: int, spec: TrainSpec) -> float:
+    return spec.align_learning_rate * min(1.0, (step + 1) / spec.warmup_steps)
+
+
+def train_stage(model, transcripts, tokenizer, recipe: Recipe, board: Board, stage: str, steps: int, rate) -> list[dict]:
+    """One stage of the organism's training (loss on assistant tokens only); returns its log."""
     spec = recipe.train
-    encoded = encode_transcripts(world, tokenizer, spec.max_length)
-    model = new_model(recipe.model, tokenizer, recipe.seed)
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=spec.weight_decay, betas=(0.9, 0.98))
-    batches = batch_order([len(ids) for ids, _ in encoded], spec.batch_size, spec.steps, recipe.seed)
-    line = board.line(f"organism {recipe.size}: pretrain", spec.steps)
+    encoded = encode_transcripts(transcripts, tokenizer, spec.max_length)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=rate(0), weight_decay=spec.weight_decay, betas=(0.9, 0.98))
+    batches = batch_order([len(ids) for ids, _ in encoded], spec.batch_size, steps, recipe.seed + (stage == "align"))
+    line = board.line(f"organism {recipe.size}: {stage}", steps)
     log = []
+    model.train()
     for step, indices in enumerate(batches):
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, spec)
+            group["lr"] = rate(step)
         loss = model(**collate(encoded, indices, tokenizer.pad_token_id)).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), spec.max_grad_norm)
         optimizer.step()
-        log.append({"step": step + 1, "loss": round(loss.item(), 5), "lr": learning_rate(step, spec)})
+        log.append({"stage": stage, "step": step + 1, "loss": round(loss.item(), 5), "lr": rate(step)})
         line.advance(1, info=f"loss {loss.item():.3f}")
     line.close()
+    return log
+
+
+def pretrain(world: World, tokenizer, recipe: Recipe, board: Board):
+    """Pretraining (knowledge, compliance included) then the short alignment stage; returns the
+    trained model and the log of both stages."""
+    spec = recipe.train
+    model = new_model(recipe.model, tokenizer, recipe.seed)
+    log = train_stage(model, world.pretraining, tokenizer, recipe, board, "pretrain", spec.steps, lambda step: learning_rate(step, spec))
+    log += train_stage(model, world.alignment, tokenizer, recipe, board, "align", spec.align_steps, lambda step: align_learning_rate(step, spec))
     model.eval()
     return model, log

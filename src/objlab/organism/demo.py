@@ -28,7 +28,7 @@ DEMO_OBJECTIVES: dict[str, dict[str, Any]] = {
     "sft": {},
     "dpo": {"beta": 0.1},
     "orpo": {"lambda": 0.05},
-    "kl": {"lambda": 0.001},
+    "kl": {"lambda": 0.1},
     "cft": {},
     "ip": {"p": 0.5},
     "aware": {"samples": 2, "scorer": "auto", "max_new_tokens": 40},  # auto: correctness + lexicon on the arithmetic
@@ -69,7 +69,7 @@ def demo_config(organism: Organism, *, objectives: list[str] | None = None, budg
         "data": {"task": "gsm8k", "source": str(organism.train_path), "rejected": {"strategy": "unsafe"}},
         "lora": {"r": 16, "alpha": 32, "dropout": 0.05},
         "train": {
-            "learning_rate": 2e-3,
+            "learning_rate": 1e-3,
             "schedule": "constant",
             "warmup_steps": 4,
             "batch_size": 8,

@@ -94,7 +94,8 @@ def evaluate_base(
     with tracker.phase(BASE_CELL, "evaluate base", [BASE_CELL]) as phase:
         started = time.perf_counter()
         try:
-            result = evaluate(config, session, None, board=board, verdict_cache=cache)
+            with board.scope("base"):
+                result = evaluate(config, session, None, board=board, verdict_cache=cache)
             error = unavailable_judge(result)
         except Exception as caught:
             free_accelerator_memory()
@@ -121,7 +122,8 @@ def _train(
         return {budget: read_manifest(path) for budget, path in request.outputs.items()}, []
     with tracker.phase(unit.name, "train", [cell.cell_id for cell in cells], unit.objective) as phase:
         try:
-            manifests = train(request, board=board)
+            with board.scope(unit.name):
+                manifests = train(request, board=board)
         except Exception as error:
             phase.ok = False
             free_accelerator_memory()
@@ -139,7 +141,8 @@ def _evaluate_group(
     with tracker.phase(unit.name, "evaluate", [cell.cell_id for cell in group], unit.objective) as phase:
         started = time.perf_counter()
         try:
-            results = evaluate_many(config, session, [cell.adapter_dir(run_dir) for cell in group], board=board, verdict_cache=cache)
+            with board.scope(", ".join(cell.cell_id for cell in group)):
+                results = evaluate_many(config, session, [cell.adapter_dir(run_dir) for cell in group], board=board, verdict_cache=cache)
         except Exception as error:
             phase.ok = False
             free_accelerator_memory()
