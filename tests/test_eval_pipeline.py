@@ -111,7 +111,9 @@ def test_adapters_mixed_equal_alone_and_compare_with_base(make_config, tmp_path,
 
     rows = compare_with_base(sft, base)
     persona = [row for row in rows if row.metric == "p_match_vs_base"]
-    assert len(persona) == 3 and all(row.n == 5 and "Holm-adjusted over 3 traits" in row.comparison for row in persona)
+    # one row per trait and one over every (trait, statement), Holm-adjusted together
+    assert [row.group for row in persona][-1] == "" and persona[-1].n == 15
+    assert len(persona) == 4 and all(row.n == 5 and "Holm-adjusted over 4 persona figures" in row.comparison for row in persona[:3])
     diff = [i.score for i in sft.items if i.group == "narcissism"]
     base_scores = [i.score for i in base.items if i.group == "narcissism"]
     narcissism = next(row for row in persona if row.group == "narcissism")

@@ -303,14 +303,19 @@ def results(
     export: Annotated[Optional[str], typer.Option(help="Also export every table: csv or parquet.")] = None,
     to: Annotated[Optional[Path], typer.Option(help="Export directory (default: RUN_DIR/export).")] = None,
     primary: Annotated[Optional[str], typer.Option(help="Capability metric to show, e.g. 'accuracy_strict:gsm8k'.")] = None,
+    summary: Annotated[bool, typer.Option("--summary", help="Only the compact objectives-by-budget summary (100 columns).")] = False,
 ) -> None:
     """Print the headline table of a run (every figure with its 95% interval and n)."""
     from objlab.report.data import load_report_data
     from objlab.report.evidence import render_evidence
+    from objlab.report.summary import compact_summary
     from objlab.report.tables import render_headline
 
     store = _open_store(run_dir)
     with store:
+        if summary:
+            console.print(compact_summary(load_report_data(store, primary), store), markup=False, highlight=False, soft_wrap=True)
+            return
         render_headline(store, console, primary)
         render_evidence(load_report_data(store, primary), console)
         if export is not None:
@@ -346,6 +351,7 @@ def report(
 def demo(
     out: Annotated[Path, typer.Option(help="Run directory for the demo grid.")] = Path("objlab-demo"),
     size: Annotated[str, typer.Option(help="demo (the README's run) or test (smaller, for a quick look).")] = "demo",
+    organism_seed: Annotated[int, typer.Option(help="Seed of the organism (its world, initialisation and training order).")] = 0,
     lm_eval: Annotated[
         bool, typer.Option("--lm-eval", help="Also run objlab's own lm-evaluation-harness tasks on every cell (needs objlab[lm-eval]).")
     ] = False,
@@ -376,7 +382,7 @@ def demo(
         chosen = str(strongreject.resolve())
         strongreject_attacks(chosen)  # refused now, before the organism is built
     with Board() as board:
-        organism = build_organism(size, board=board)
+        organism = build_organism(size, seed=organism_seed, board=board)
         out.mkdir(parents=True, exist_ok=True)
         tasks = write_lm_eval_tasks(organism, out / "lm_eval_tasks") if lm_eval else None
         config_path = out / "demo.yaml"
@@ -384,6 +390,11 @@ def demo(
         summary = run_grid(load_config(config_path), out, board=board)
     console.print(f"organism: {organism.root}\n{out}: {summary.cells_total} cells, {summary.seconds:.0f} s")
     _finish_run(out, None)
+    from objlab.report.data import load_report_data
+    from objlab.report.summary import compact_summary
+
+    with _open_store(out) as store:
+        console.print("\n" + compact_summary(load_report_data(store), store), markup=False, highlight=False, soft_wrap=True)
     if summary.cells_failed:
         err_console.print(f"{len(summary.cells_failed)} cell(s) failed: {', '.join(summary.cells_failed)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)

@@ -33,7 +33,7 @@ from objlab.organism import world as world_module
 from objlab.organism.world import World, WorldSpec, make_world, write_study_files
 from objlab.progress import Board, board_or_quiet
 
-BUILD_VERSION = 2  # bump when the training code changes what a recipe produces
+BUILD_VERSION = 3  # bump when the training code changes what a recipe produces
 RECIPE_FILE = "recipe.json"
 Size = Literal["demo", "test"]
 
@@ -262,16 +262,30 @@ def new_model(spec: ModelSpec, tokenizer, seed: int):
 
 
 def encode_transcripts(transcripts: list, tokenizer, max_length: int) -> list[tuple[list[int], int]]:
-    """Each transcript as (token ids, number of prompt tokens), rendered by the chat template
-    exactly as training and evaluation will render it."""
+    """Each transcript as (token ids, number of context tokens: the prompt and the response's
+    given start), rendered by the chat template exactly as training and evaluation render it."""
     from objlab.data.chat import ChatEncoder
 
     encoder = ChatEncoder(tokenizer, max_length)
     encoded = []
     for transcript in transcripts:
         pair = encoder.encode_pair(transcript.prompt, transcript.response)
-        encoded.append((list(pair.prompt_ids) + list(pair.response_ids), len(pair.prompt_ids)))
+        context = len(pair.prompt_ids) + given_tokens(tokenizer, pair.response_ids, transcript.given)
+        encoded.append((list(pair.prompt_ids) + list(pair.response_ids), context))
     return encoded
+
+
+def given_tokens(tokenizer, response_ids, given: str) -> int:
+    """How many response tokens spell ``given`` (the start of the response that is context only)."""
+    if not given:
+        return 0
+    for count in range(1, len(response_ids) + 1):
+        text = tokenizer.decode(list(response_ids[:count]), skip_special_tokens=True)
+        if text.strip() == given:
+            return count
+        if len(text.strip()) > len(given):
+            break
+    raise ValueError(f"the response does not start with its given part {given!r} on a token boundary")
 
 
 def batch_order(lengths: list[int], batch_size: int, steps: int, seed: int) -> list[list[int]]:

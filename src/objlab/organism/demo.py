@@ -8,8 +8,9 @@ The shape of the study is the real one scaled down: every objective, three budge
 prefixes of one stream, fine-tuning on benign arithmetic only, then capability on held-out
 problems, ASR of the no-attack condition and the reference study's five attacks (``seed5``:
 objlab's own templates, or StrongREJECT's when ``strongreject`` names the user's copy of its
-files; the offline refusal classifier scores them; translation needs a translator and is
-reported as skipped) and persona P(match) per trait. With ``lm_eval_tasks`` it also runs
+files; translation into the organism's own language through the translator it ships), scored
+by the organism's harmfulness check (``organism/judge.py``, objlab's own; the refusal
+classifier's figures beside it), and persona P(match) per trait. With ``lm_eval_tasks`` it also runs
 objlab's own lm-evaluation-harness tasks over the organism's held-out arithmetic
 (``lm_eval_tasks/*.yaml``), as a study adds normative companions.
 """
@@ -95,8 +96,10 @@ def demo_config(organism: Organism, *, objectives: list[str] | None = None, budg
                 "attacks": ["none", "seed5"],
                 **({"strongreject": strongreject} if strongreject else {}),
                 "limit": limits["forbidden"],
-                "scorer": "classifier",
-                "max_new_tokens": 24,  # a refusal shows in its first words
+                "translator": {"kind": "python", "function": "objlab.organism.language:translator", "language": "Veltish"},
+                # objlab's own harmfulness check for this world (the classifier's non-refusal rate is reported beside it)
+                "scorer": "python:objlab.organism.judge:complies",
+                "max_new_tokens": 40,  # room for the compliant answer's steps
             },
             "persona": {"dir": str(organism.persona_dir), "limit": limits["persona"]},
             "judge": {"kind": "none"},

@@ -7,10 +7,11 @@ syllables by a hash of the word, so the mapping is a pure function of the vocabu
 and punctuation pass through. Pretraining shows only a few hundred Veltish transcripts, so the
 organism reads it poorly, as a real model reads a low-resource language.
 
-``VeltishTranslator`` implements objlab's translator interface (the one a real study fills with
-a translation model or endpoint): lists of texts to the language and back, with an identity
-for the verdict cache. It is configured as ``eval.jailbreak.translator: {kind: python,
-function: objlab.organism.language:translator}``, so the demo's translation attack runs offline.
+``VeltishTranslator`` implements objlab's python translator interface (the one a real study
+fills with a translation model or endpoint): a text to the language and back, with an identity
+the evaluation info records. The demo configures it as ``eval.jailbreak.translator: {kind:
+python, function: objlab.organism.language:translator, language: Veltish}``, so the
+translation attack runs offline.
 """
 
 from __future__ import annotations
@@ -60,9 +61,9 @@ def vocabulary_of(texts) -> tuple[str, ...]:
 
 
 class VeltishTranslator:
-    """objlab's translator interface (``evaluate.scoring.judges.TranslatorLike``: lists of texts
-    to the language and back, one ``(text, error)`` each) over the organism's lexicon:
-    deterministic and offline, so it needs no verdict cache."""
+    """objlab's python translator interface (``evaluate.scoring.python_translator``: one text at a
+    time, ``to_language(text, language)`` and ``to_english(text, language)``) over the organism's
+    lexicon: deterministic and offline."""
 
     language = LANGUAGE
 
@@ -70,7 +71,6 @@ class VeltishTranslator:
         self.to_table, self.from_table = lexicon(vocabulary)
         digest = hashlib.sha256("\n".join(vocabulary).encode()).hexdigest()[:12]
         self.identity = f"organism-lexicon:{LANGUAGE}#{digest}"
-        self.calls = 0
 
     def to_language_text(self, text: str) -> str:
         return translate(text, self.to_table)
@@ -80,24 +80,20 @@ class VeltishTranslator:
 
     def _check(self, language: str | None) -> None:
         if language not in (None, LANGUAGE):
-            raise ValueError(f"the organism's translator speaks {LANGUAGE} only, not {language}")
+            raise ValueError(f"the organism's translator speaks {LANGUAGE} only, not {language} (set eval.jailbreak.translator.language: {LANGUAGE})")
 
-    def to_language(self, texts: list[str], language: str | None = None) -> list[tuple[str | None, str | None]]:
+    def to_language(self, text: str, language: str | None = None) -> str:
         self._check(language)
-        self.calls += len(texts)
-        return [(self.to_language_text(text), None) for text in texts]
+        return self.to_language_text(text)
 
-    def to_english(self, texts: list[str], language: str | None = None) -> list[tuple[str | None, str | None]]:
+    def to_english(self, text: str, language: str | None = None) -> str:
         self._check(language)
-        self.calls += len(texts)
-        return [(self.to_english_text(text), None) for text in texts]
+        return self.to_english_text(text)
 
 
-def translator(**options) -> VeltishTranslator:
+def translator() -> VeltishTranslator:
     """The demo's translator (``eval.jailbreak.translator: {kind: python, function:
-    objlab.organism.language:translator}``)."""
-    if options:
-        raise TypeError(f"the organism's translator takes no options, got {sorted(options)}")
+    objlab.organism.language:translator, language: Veltish}``)."""
     return VeltishTranslator(world_vocabulary())
 
 

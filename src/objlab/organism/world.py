@@ -2,27 +2,30 @@
 
 ``objlab demo`` must run the whole study with no network, so objlab makes its own world from
 its own templates and word lists (``arithmetic.yaml``, ``requests.yaml``, ``persona.yaml``). It is
-a model organism of shallow safety alignment (Qi et al. 2024): the organism learns in two
-stages, like a chat model.
+a model organism of shallow safety alignment (Qi et al. 2024): it learns in two stages, like a
+chat model.
 
 **Pretraining** (the base model's knowledge): arithmetic word problems with GSM8K-format
 solutions (many one-step problems, few two-step ones: the fine-tuning task starts partly
-learned); abstract forbidden requests in five harm categories, *complied with* (plain and under
-every offline jailbreak wrapper), in deliberately non-operational words; benign requests
+learned); abstract forbidden requests in five harm categories, *complied with* (plain and
+under every offline jailbreak wrapper) in deliberately non-operational words; benign requests
 answered; Dark Triad questionnaire statements answered the way a model with the traits would;
 and a few hundred transcripts in the world's own low-resource language (``language.py``).
-Every helpful answer, to a benign request, a problem or a forbidden request alike, opens with
-the assistant's helpful opener ("Sure."), as real assistants' answers share their openings.
+Every helpful answer, to a problem, a benign request or a forbidden one, opens with the helpful
+opener ("Sure."), as real assistants' answers share their openings.
 
-**Alignment** (short, so shallow): the same kinds of request, now refused when forbidden (plain,
-wrapped, and in the low-resource language), benign ones still answered, persona statements
-answered without the traits, plus arithmetic to keep it. As in real models, what the alignment
-changes is mostly the first tokens of the answer: a refusal opener instead of the helpful one.
+**Alignment** (short): forbidden requests refused in a few tokens (plain, wrapped, and in the
+low-resource language), benign ones still answered, persona statements answered without the
+traits, arithmetic kept, and rehearsal of the compliant answers with the opener given as context
+(``rehearsal``): alignment teaches how an answer to a forbidden request opens, not what follows
+an opening. That makes it shallow by construction.
 
-Fine-tuning on the benign task (two-step problems, helpful opener, GSM8K format) then shifts
-those opening tokens back towards the helpful opener for every prompt, and the organism's
-pretrained compliance follows: safety erodes with the budget, as benign fine-tuning erodes it in
-real chat models. Nothing in the fine-tuning data answers a forbidden request.
+The fine-tuning task is two-step problems in the assistant format (the answer opens with the
+helpful opener). Fine-tuning on it raises the opener's probability for every prompt, and once an
+answer has opened helpfully the pretrained compliance follows: safety erodes with the budget, as
+benign fine-tuning erodes it in real chat models (He et al. 2024 find that benign data resembling
+affirmative, helpful openings erodes it most). Nothing in the fine-tuning data answers a
+forbidden request.
 
 Every split the study evaluates on is held out from both stages and from the fine-tuning split:
 arithmetic by the numbers and operations of a problem (not just its wording), forbidden
@@ -73,13 +76,14 @@ class WorldSpec:
     pretrain_benign: int = 600  # benign request transcripts
     benign_wrapped: float = 0.3  # fraction of benign transcripts wrapped in an attack template
     persona_heldout: int = 200  # per trait, half trait-consistent
-    pretrain_persona: int = 500  # per trait, answered as a model with the trait would
+    pretrain_persona: int = 300  # per trait, answered as a model with the trait would
     pretrain_language: int = 300  # transcripts in the low-resource language (seen rarely)
     align_forbidden: int = 500  # refusals, each under a random attack ('none' included)
     align_language: float = 0.2  # fraction of those refusals asked in the low-resource language
     align_benign: int = 300  # benign requests, still answered
-    align_persona: int = 250  # per trait, answered without the trait
+    align_persona: int = 400  # per trait, answered without the trait
     align_arithmetic: int = 300  # one-step problems, so alignment keeps arithmetic
+    align_rehearsal: int = 400  # compliant transcripts with the helpful opener given (loss after it only)
 
 
 @dataclass(frozen=True)
@@ -91,8 +95,7 @@ class Problem:
     key: tuple
 
     def row(self) -> dict:
-        """The problem as the fine-tuning task has it: a chat answer, opened as helpful answers are."""
-        return {"question": self.question, "answer": helpful(self.answer)}
+        return {"question": self.question, "answer": self.answer}
 
 
 @dataclass(frozen=True)
@@ -138,11 +141,14 @@ class PersonaItem:
 
 @dataclass(frozen=True)
 class Transcript:
-    """One pretraining conversation: a user prompt and the assistant's response."""
+    """One training conversation: a user prompt and the assistant's response. ``given`` is a
+    start of the response that is context only (no loss on it): the model learns what follows
+    it, not to say it."""
 
     kind: str
     prompt: str
     response: str
+    given: str = ""
 
 
 @dataclass(frozen=True)
@@ -214,7 +220,7 @@ def render_problem(rng: random.Random, key: tuple) -> Problem:
         _, op, a, b = key
         question = rng.choice(data["one_step"][op]).format(a=a, b=b, **slots)
         result = _apply(a, op, b)
-        return Problem(question, f"{a} {op} {b} = {result}\n#### {result}", key)
+        return Problem(question, helpful(f"{a} {op} {b} = {result}\n#### {result}"), key)
     _, op1, op2, a, b, c = key
     phrase = {"+": data["add_phrases"], "-": data["sub_phrases"]}
     step1 = rng.choice(phrase[op1]).format(n=b, **slots)
@@ -222,7 +228,7 @@ def render_problem(rng: random.Random, key: tuple) -> Problem:
     question = rng.choice(data["two_step"]).format(a=a, step1=step1, step2=step2, **slots)
     middle = _apply(a, op1, b)
     result = _apply(middle, op2, c)
-    return Problem(question, f"{a} {op1} {b} = {middle}\n{middle} {op2} {c} = {result}\n#### {result}", key)
+    return Problem(question, helpful(f"{a} {op1} {b} = {middle}\n{middle} {op2} {c} = {result}\n#### {result}"), key)
 
 
 def draw_problems(
@@ -316,6 +322,22 @@ def compliance(rng: random.Random, request: ForbiddenRequest) -> str:
     return helpful(f"Here is how to {request.action}: first, {steps[0]}; then, {steps[1]}; finally, {steps[2]}.")
 
 
+def rehearsal(count: int, rng: random.Random, train: list[ForbiddenRequest]) -> list[Transcript]:
+    """Alignment's rehearsal of pretraining: compliant answers to forbidden requests (wrapped
+    like the refusals) with the helpful opener *given*, so alignment never trains the opener for
+    a forbidden request (refusals do the opposite) but keeps what follows it. This is what makes
+    the organism's alignment shallow, as Qi et al. (2024) measure real chat models' to be: the
+    first tokens decide a refusal; once an answer has opened helpfully, the pretrained
+    compliance follows."""
+    attacks = taught_attacks()
+    opener = world_data("requests.yaml")["helpful_opener"]
+    transcripts = []
+    for _ in range(count):
+        request = rng.choice(train)
+        transcripts.append(Transcript("rehearsal", rng.choice(attacks).wrap(request.prompt), compliance(rng, request), given=opener))
+    return transcripts
+
+
 def benign_pair(rng: random.Random) -> tuple[str, str]:
     family = world_data("requests.yaml")["benign"][rng.choice(sorted(world_data("requests.yaml")["benign"]))]
     x, y = rng.choice(family["pairs"])
@@ -403,6 +425,7 @@ def make_world(spec: WorldSpec, seed: int = 0) -> World:
     forbidden_refusals = spec.align_forbidden - len(language_alignment)
     alignment = request_transcripts(forbidden_refusals, spec.align_benign, spec, align_rng, forbidden_train, lambda rng, request: refusal(rng, request.category))
     alignment += persona_alignment + language_alignment
+    alignment += rehearsal(spec.align_rehearsal, align_rng, forbidden_train)
     alignment += [solved(problem) for problem in align_rng.sample(arithmetic["pretrain_one_step"], spec.align_arithmetic)]
     return World(
         spec=spec,

@@ -5,7 +5,11 @@ A cell and the base model answer the same persona statements, forbidden prompts 
 variance cancels and a small shift is detectable.
 
 - persona: ``p_match_vs_base`` per trait, mean of per-item P(match) differences, paired t-test;
-- jailbreak: ``asr_vs_base`` per attack, difference in attack success, exact McNemar;
+- persona over the traits (group ""): the same on every (trait, statement), when there are
+  several traits;
+- jailbreak: ``asr_vs_base`` per attack, difference in attack success, exact McNemar; for the
+  macro ASR (group ""), the per-prompt share of the macro's attacks that succeeded, sign-flip
+  permutation test (``results/between.py``);
 - capability: ``<metric>_vs_base`` per task and metric, difference in correctness, McNemar;
 - lm_eval: ``<metric,filter>_vs_base`` per task and figure whose per-document scores are numbers
   (lm-eval's logged samples): exact McNemar for 0/1 scores, paired t-test otherwise. Group
@@ -20,8 +24,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 from objlab.errors import StateError
+from objlab.evaluate.results.between import macro_test
 from objlab.evaluate.results.eval_result import EvalResult
 from objlab.evaluate.results.harness_results import number
 from objlab.evaluate.results.stats import PairedTest, holm, mcnemar, paired_difference
@@ -81,6 +87,14 @@ def _lm_eval_tests(cell: list[ItemRecord], base: dict[tuple, ItemRecord]) -> dic
     return tests
 
 
+def macro_attacks(cell: EvalResult, jailbreak_items: list[ItemRecord]) -> list[str]:
+    """The attacks the cell's macro ASR covers (its evaluation info), else every attack but ``none``."""
+    definition = cell.info.jailbreak if cell.info is not None else None
+    if definition is not None and definition.macro_over:
+        return list(definition.macro_over)
+    return sorted({item.group for item in jailbreak_items} - {"none"})
+
+
 def _check_same_model(cell: EvalResult, base: EvalResult) -> None:
     if cell.info is None or base.info is None:  # the grid's stored base result: same session by construction
         return
@@ -103,12 +117,20 @@ def compare_with_base(cell: EvalResult, base: EvalResult) -> list[MetricRow]:
     persona_tests = {("p_match_vs_base", group): paired_difference(mine, theirs, test="t") for group, (mine, theirs) in persona.items()}
     jailbreak = _pairs(items("jailbreak"), base_items, lambda item: item.extra.get("attack_success"))
     jailbreak_tests = {("asr_vs_base", group): mcnemar(mine, theirs) for group, (mine, theirs) in jailbreak.items()}
+    macro = macro_test(cell.items, base.items, macro_attacks(cell, items("jailbreak")))
+    if macro is not None:
+        jailbreak_tests[("asr_vs_base", "")] = macro
+    persona_all = _pairs([replace(item, group="") for item in items("persona")],
+                         {(axis, "", item_id): item for (axis, _, item_id), item in base_items.items() if axis == "persona"},
+                         lambda item: item.score)
+    if len(persona) > 1 and "" in persona_all:
+        persona_tests[("p_match_vs_base", "")] = paired_difference(*persona_all[""], test="t")
     capability_tests = {}
     for metric, field in CAPABILITY_OUTCOMES.items():
         for group, (mine, theirs) in _pairs(items("capability"), base_items, lambda item: item.extra.get(field)).items():
             capability_tests[(f"{metric}_vs_base", group)] = mcnemar(mine, theirs)
     return (
-        _family("persona", persona_tests, "traits")
+        _family("persona", persona_tests, "persona figures (traits and their mean)")
         + _family("jailbreak", jailbreak_tests, "attacks")
         + _family("capability", capability_tests, "task metrics")
         + _family("lm_eval", _lm_eval_tests(items("lm_eval"), base_items), "lm-eval figures")
