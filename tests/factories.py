@@ -1,4 +1,5 @@
-"""Typed records with every required field filled, for tests that store fabricated cells."""
+"""Typed records with every required field filled, for tests that store fabricated cells; a
+policy model whose adapter differs from its base, for loss tests."""
 
 from __future__ import annotations
 
@@ -18,3 +19,22 @@ def adapter_manifest(**fields) -> AdapterManifest:
                     training_fingerprint="0" * 16, model="tiny", model_fingerprint="path:tiny#0", data_source="data.jsonl",
                     data_hash="0" * 16, data_examples=64, device="cpu", dtype="float32", wall_time_s=1.0)
     return AdapterManifest(**{**defaults, **fields})
+
+
+def lora_policy(model_dir, targets: list[str], dtype=None):
+    """(peft model, tokenizer): the model at ``model_dir`` with a LoRA adapter whose B matrices
+    are drawn non-zero (seed 0), so the policy differs from its reference; dropout off."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, **({"dtype": dtype} if dtype is not None else {}))
+    torch.manual_seed(0)
+    config = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=targets, task_type="CAUSAL_LM")
+    peft_model = get_peft_model(model, config)
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.5)
+    return peft_model, tokenizer

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from factories import lora_policy
 
 from objlab.data.chat import ChatEncoder
 from objlab.data.records import Example, PreferenceExample, StreamItem
@@ -28,19 +29,7 @@ ROWS = [
 @pytest.fixture(scope="module")
 def policy(tiny_model):
     """The tiny model with a LoRA adapter whose B matrices are non-zero (policy != reference)."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model)
-    torch.manual_seed(0)
-    config = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj", "up_proj"], task_type="CAUSAL_LM")
-    peft_model = get_peft_model(model, config)
-    with torch.no_grad():
-        for name, parameter in peft_model.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(0, 0.5)
-    return peft_model, tokenizer
+    return lora_policy(tiny_model, ["q_proj", "v_proj", "up_proj"])
 
 
 class FixedSamples(StepContext):

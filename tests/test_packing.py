@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from factories import lora_policy
 
 from objlab.data.chat import ChatEncoder
 from objlab.data.records import EncodedPair, Example, PreferenceExample, StreamItem
@@ -42,19 +43,7 @@ def policy(tiny_model):
     """The tiny model in float64 with a LoRA adapter whose B matrices are non-zero (policy !=
     reference), LoRA dropout off so separate and packed forwards see the same weights. The
     output layer computes in float32 (``LogitHead``), so agreement is to float32 precision."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float64)
-    torch.manual_seed(0)
-    config = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj", "up_proj", "down_proj"], task_type="CAUSAL_LM")
-    peft_model = get_peft_model(model, config)
-    with torch.no_grad():
-        for name, parameter in peft_model.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(0, 0.5)
-    return peft_model, tokenizer
+    return lora_policy(tiny_model, ["q_proj", "v_proj", "up_proj", "down_proj"], dtype=torch.float64)
 
 
 class FixedSamples(StepContext):
