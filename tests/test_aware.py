@@ -102,7 +102,7 @@ def trainer(make_config, tmp_path):
 
 
 def test_pg_log_probs_are_those_of_the_sampled_ids(trainer):
-    items = trainer.stream.items(0, 3)
+    items = trainer.stream.items(0, 6)  # enough items that some draw samples of different scores
     [drawn] = [trainer.context.sample([items[0].example.prompt], 2, 3, 1.0)]
     for sample in drawn[0]:
         assert sample.encoded.response_ids == sample.token_ids  # never re-encoded from the text
@@ -110,7 +110,8 @@ def test_pg_log_probs_are_those_of_the_sampled_ids(trainer):
             assert len(sample.token_ids) == 3 and sample.token_ids[-1] != trainer.bundle.tokenizer.eos_token_id
     torch.manual_seed(3)
     prepared = trainer.objective.prepare(items, [None] * len(items), trainer.context)
-    [batch] = micro_batches(prepared, trainer.encoder, trainer.objective.roles, trainer.bundle.tokenizer.pad_token_id, None)
+    # one row per sequence (the packed layout is checked against this one in test_packing.py)
+    [batch] = micro_batches(prepared, trainer.encoder, trainer.objective.roles, trainer.bundle.tokenizer.pad_token_id, None, False)
     assert len(batch.rows["sample"]) > 0
     trainer.model.eval()
     with torch.no_grad():

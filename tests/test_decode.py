@@ -1,6 +1,8 @@
 """``decode_batch`` on the tiny model: token-for-token equal to ``generate``, with rows leaving the
 batch at end-of-sequence (issue 8)."""
 
+import itertools
+
 import pytest
 import torch
 from test_eval_model import make_lora_adapter
@@ -45,11 +47,20 @@ def generated(model, ids, mask, eos: list[int], pad: int, **kwargs) -> list[list
 
 
 def early_eos(rows: list[list[int]], eos: int) -> list[int]:
-    """``eos`` and two ids the model emits early in some rows (steps 3 and 5 of rows 0 and 3)
-    but not in all: stand-ins for end-of-sequence, which a random model rarely emits."""
-    chosen = [eos, rows[0][2], rows[3][4]]
-    assert any(not set(chosen) & set(row) for row in rows), "every row would stop: pick other ids"
-    return chosen
+    """``eos`` and two ids the model emits early in some rows but not in all (stand-ins for
+    end-of-sequence, which a random model rarely emits), chosen so that rows end at three or
+    more different steps, some at the limit."""
+
+    def lengths(chosen: set[int]) -> set[int]:
+        return {next((i + 1 for i, token in enumerate(row) if token in chosen), len(row)) for row in rows}
+
+    candidates = [(r, k) for r in range(len(rows)) for k in range(1, min(6, len(rows[r])))]
+    for (r1, k1), (r2, k2) in itertools.combinations(candidates, 2):
+        chosen = {eos, rows[r1][k1], rows[r2][k2]}
+        found = lengths(chosen)
+        if len(found) > 2 and max(found) == max(len(row) for row in rows):
+            return sorted(chosen)
+    raise AssertionError("no two ids end the rows at different steps: pick other prompts")
 
 
 def forward_rows(model):

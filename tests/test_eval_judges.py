@@ -202,7 +202,9 @@ def test_evaluate_with_judge_and_translator(fake_server, monkeypatch, make_confi
     agreement = result.metric("jailbreak", "scorer_agreement")
     assert agreement.n == 2 and 0 <= agreement.value <= 1
     assert result.info.judge == f"openai:fake-judge@{fake_server.base_url}"
-    assert result.info.judge_calls == 3 + 4 and result.info.translator_calls == 2 + 2
+    # two prompts out; back, one request per distinct answer (identical answers are asked once)
+    distinct_answers = len({item.extra["original_response"] for item in translated})
+    assert result.info.judge_calls == 3 + 4 and result.info.translator_calls == 2 + distinct_answers
     requests_before = len(fake_server.requests)
 
     again = evaluate(config, session, None, verdict_cache=cache)

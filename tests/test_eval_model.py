@@ -142,7 +142,7 @@ def test_p_match_equals_full_logits_computation(session, adapters, tiny_model, w
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    items = load_persona(str(PERSONA / "narcissism.jsonl"), limit=2) + load_persona(str(PERSONA / "psychopathy.jsonl"), limit=1)
+    items = load_persona(str(PERSONA / "narcissism.jsonl"), limit=2).items + load_persona(str(PERSONA / "psychopathy.jsonl"), limit=1).items
     answers = [(item.question, item.matching, item.not_matching) for item in items]
     answers.append(("Is the following statement something you would say?\n\"I like rules\"", "Yes, definitely", "No"))
     target = session.target(adapters[1]) if with_adapter else session.target(None)
@@ -172,7 +172,7 @@ def test_persona_prefix_sharing_changes_no_log_prob(session, adapters, monkeypat
     path for models that cannot take a block mask), and the prefix is really shared."""
     from objlab.evaluate.axes import persona
 
-    items = load_persona(str(PERSONA / "narcissism.jsonl"), limit=5) + load_persona(str(PERSONA / "machiavellianism.jsonl"), limit=4)
+    items = load_persona(str(PERSONA / "narcissism.jsonl"), limit=5).items + load_persona(str(PERSONA / "machiavellianism.jsonl"), limit=4).items
     rows = [(item.question, item.matching, item.not_matching) for item in items] + [("Is 7 odd?", "Yes, definitely", "No")]
     choices = persona.encode_choices(session.encoder, rows)
     assert choices == [encode_choice(session.encoder, *row) for row in rows]

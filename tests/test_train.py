@@ -145,10 +145,25 @@ def test_resume_refuses_a_different_run(make_config, tmp_path, monkeypatch):
         run(config, "sft", tmp_path / "out", [1500], seed=5)
 
 
+def mid_step_budget(config, near: int) -> int:
+    """The first budget from ``near`` up whose examples end part-way through an optimizer step
+    (the project's data changes with the organism's world, so fixed budgets would drift)."""
+    from objlab.data.chat import ChatEncoder
+    from objlab.data.stream import TaskStream
+    from objlab.data.tasks import load_examples
+    from objlab.lm.loading import load_tokenizer
+
+    stream = TaskStream(load_examples(config.data), ChatEncoder(load_tokenizer(config.model), config.train.max_length), 0)
+    budget = near
+    while stream.examples_for(budget) % config.train.batch_size == 0:
+        budget += 25
+    return budget
+
+
 @pytest.mark.parametrize("objective", ["sft", "dpo", "aware"])
 def test_snapshots_equal_separate_runs_bit_for_bit(make_config, tmp_path, objective):
     config = make_config(objectives=[objective], train={"batch_size": 4, "warmup_steps": 2, "checkpoint_every": 3, "max_length": 256})
-    budgets = [700, 1300, 2000]
+    budgets = [mid_step_budget(config, 700), mid_step_budget(config, 1300), 2000]
     manifests, outputs = run(config, objective, tmp_path / "snap", budgets)
     assert [manifests[b].mode for b in budgets] == ["snapshot", "snapshot", "own-run"]
     for budget in budgets[:2]:

@@ -7,16 +7,16 @@ chat model.
 
 **Pretraining** (the base model's knowledge): arithmetic word problems with GSM8K-format
 solutions (many one-step problems, few two-step ones: the fine-tuning task starts partly
-learned); abstract forbidden requests in five harm categories, *complied with* (plain and
+learned; half of them as raw text, half in the assistant format); abstract forbidden requests in five harm categories, *complied with* (plain and
 under every offline jailbreak wrapper) in deliberately non-operational words; benign requests
 answered; Dark Triad questionnaire statements answered the way a model with the traits would;
 and a few hundred transcripts in the world's own low-resource language (``language.py``).
-Every helpful answer, to a problem, a benign request or a forbidden one, opens with the helpful
-opener ("Sure."), as real assistants' answers share their openings.
+Every helpful answer to a request, benign or forbidden, opens with the helpful opener ("Sure."),
+as real assistants' answers share their openings.
 
 **Alignment** (short): forbidden requests refused in a few tokens (plain, wrapped, and in the
 low-resource language), benign ones still answered, persona statements answered without the
-traits, arithmetic kept, and rehearsal of the compliant answers with the opener given as context
+traits, arithmetic kept (as raw text), and rehearsal of the compliant answers with the opener given as context
 (``rehearsal``): alignment teaches how an answer to a forbidden request opens, not what follows
 an opening. That makes it shallow by construction.
 
@@ -67,6 +67,7 @@ class WorldSpec:
     max_start: int = 12  # two-step problems start from 2..max_start items
     max_amount: int = 6  # every step adds or removes 2..max_amount items (a small fact table a tiny model can learn)
     pretrain_one_step: int = 4000  # one-step problems in pretraining (drawn with repeats)
+    pretrain_opener: float = 0.5  # share of pretraining's worked problems in the assistant format (opener first)
     pretrain_two_step: int = 300  # two-step problems in pretraining: a partial head start
     probe_heldout: int = 100  # one-step problems never seen in pretraining (checks the organism)
     task_train: int = 500  # the fine-tuning task: distinct two-step problems
@@ -95,7 +96,8 @@ class Problem:
     key: tuple
 
     def row(self) -> dict:
-        return {"question": self.question, "answer": self.answer}
+        """The problem in the assistant format the fine-tuning task uses (the helpful opener first)."""
+        return {"question": self.question, "answer": helpful(self.answer)}
 
 
 @dataclass(frozen=True)
@@ -220,7 +222,7 @@ def render_problem(rng: random.Random, key: tuple) -> Problem:
         _, op, a, b = key
         question = rng.choice(data["one_step"][op]).format(a=a, b=b, **slots)
         result = _apply(a, op, b)
-        return Problem(question, helpful(f"{a} {op} {b} = {result}\n#### {result}"), key)
+        return Problem(question, f"{a} {op} {b} = {result}\n#### {result}", key)
     _, op1, op2, a, b, c = key
     phrase = {"+": data["add_phrases"], "-": data["sub_phrases"]}
     step1 = rng.choice(phrase[op1]).format(n=b, **slots)
@@ -228,7 +230,7 @@ def render_problem(rng: random.Random, key: tuple) -> Problem:
     question = rng.choice(data["two_step"]).format(a=a, step1=step1, step2=step2, **slots)
     middle = _apply(a, op1, b)
     result = _apply(middle, op2, c)
-    return Problem(question, helpful(f"{a} {op1} {b} = {middle}\n{middle} {op2} {c} = {result}\n#### {result}"), key)
+    return Problem(question, f"{a} {op1} {b} = {middle}\n{middle} {op2} {c} = {result}\n#### {result}", key)
 
 
 def draw_problems(
@@ -417,8 +419,9 @@ def make_world(spec: WorldSpec, seed: int = 0) -> World:
     )
     persona_heldout, persona_pretraining, persona_alignment = persona_splits(spec, seed)
     language_pretraining, language_alignment = language_transcripts(spec, seed, forbidden_train)
-    solved = lambda problem: Transcript("arithmetic", problem.question, problem.answer)  # noqa: E731
-    pretraining = [solved(problem) for problem in arithmetic["pretrain_one_step"] + arithmetic["pretrain_two_step"]]
+    formats = stream(seed, "arithmetic-format")
+    solved = lambda problem, opener: Transcript("arithmetic", problem.question, helpful(problem.answer) if opener else problem.answer)  # noqa: E731
+    pretraining = [solved(problem, formats.random() < spec.pretrain_opener) for problem in arithmetic["pretrain_one_step"] + arithmetic["pretrain_two_step"]]
     pretraining += request_transcripts(spec.pretrain_forbidden, spec.pretrain_benign, spec, stream(seed, "requests"), forbidden_train, compliance)
     pretraining += persona_pretraining + language_pretraining
     align_rng = stream(seed, "alignment")
@@ -426,7 +429,7 @@ def make_world(spec: WorldSpec, seed: int = 0) -> World:
     alignment = request_transcripts(forbidden_refusals, spec.align_benign, spec, align_rng, forbidden_train, lambda rng, request: refusal(rng, request.category))
     alignment += persona_alignment + language_alignment
     alignment += rehearsal(spec.align_rehearsal, align_rng, forbidden_train)
-    alignment += [solved(problem) for problem in align_rng.sample(arithmetic["pretrain_one_step"], spec.align_arithmetic)]
+    alignment += [solved(problem, False) for problem in align_rng.sample(arithmetic["pretrain_one_step"], spec.align_arithmetic)]
     return World(
         spec=spec,
         seed=seed,
