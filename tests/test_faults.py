@@ -265,7 +265,10 @@ def test_a_judge_down_longer_than_its_retries_fails_the_cell_and_the_rerun_asks_
     assert first.cells_failed == ["sft/seed-0/budget-600"] and "sft/seed-0/budget-1200" in first.cells_run
     with ResultsStore.in_run_dir(tmp_path / "outage", read_only=True) as store:
         (failure,) = store.failures(open_only=True)
-    assert failure.error_type == "JudgeUnavailable" and "2 of" in failure.message and "HTTP 503" in failure.message
+    # two verdict requests failed; every item that needed one of them is counted (an answer the
+    # same under two attacks shares its verdict, so it can be more than two items)
+    assert failure.error_type == "JudgeUnavailable" and "HTTP 503" in failure.message
+    assert int(failure.message.split(" of ", 1)[0]) >= 2
 
     again = run_grid(config, tmp_path / "outage")  # the endpoint is back
     assert again.cells_run == ["sft/seed-0/budget-600"]
