@@ -137,7 +137,7 @@ def test_held_out_splits_share_nothing_with_training():
 
 def test_a_build_is_deterministic(tmp_path):
     recipe = organism_build.recipe_for("test")
-    recipe = replace(recipe, train=replace(recipe.train, steps=3))
+    recipe = replace(recipe, train=replace(recipe.train, steps=3, align_steps=3))
     weights = []
     for name in ("a", "b"):
         organism_build.build_into(tmp_path / name, recipe, organism_build.Board(enabled=False))
