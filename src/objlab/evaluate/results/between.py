@@ -29,7 +29,8 @@ from objlab.records.items import ItemRecord, MetricRow
 CAPABILITY_FIELDS = ("correct_flexible", "correct_strict", "correct")
 
 
-def _defined(value) -> bool:
+def defined(value) -> bool:
+    """An outcome both sides of a paired test can use (not None, not NaN: error items are out)."""
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
@@ -39,7 +40,7 @@ def macro_per_prompt(items: Sequence[ItemRecord], attacks: Sequence[str]) -> dic
     wanted = set(attacks)
     outcomes: dict[str, dict[str, bool]] = {}
     for item in items:
-        if item.axis == "jailbreak" and item.group in wanted and _defined(item.extra.get("attack_success")):
+        if item.axis == "jailbreak" and item.group in wanted and defined(item.extra.get("attack_success")):
             outcomes.setdefault(item.item_id, {})[item.group] = bool(item.extra["attack_success"])
     return {prompt: sum(by.values()) / len(by) for prompt, by in outcomes.items() if len(by) == len(wanted)}
 
@@ -50,7 +51,7 @@ def _paired(mine: dict, theirs: dict) -> tuple[list, list]:
 
 
 def _persona(items: Sequence[ItemRecord]) -> dict[tuple[str, str], float]:
-    return {(item.group, item.item_id): item.score for item in items if item.axis == "persona" and _defined(item.score)}
+    return {(item.group, item.item_id): item.score for item in items if item.axis == "persona" and defined(item.score)}
 
 
 def _capability(items: Sequence[ItemRecord]) -> dict[tuple[str, str], bool]:
@@ -58,7 +59,7 @@ def _capability(items: Sequence[ItemRecord]) -> dict[tuple[str, str], bool]:
     for item in items:
         if item.axis != "capability":
             continue
-        value = next((item.extra.get(name) for name in CAPABILITY_FIELDS if _defined(item.extra.get(name))), None)
+        value = next((item.extra.get(name) for name in CAPABILITY_FIELDS if defined(item.extra.get(name))), None)
         if value is not None:
             found[(item.group, item.item_id)] = bool(value)
     return found

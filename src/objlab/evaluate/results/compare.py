@@ -22,12 +22,11 @@ unadjusted one. Items without an outcome on either side (error items) are left o
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import replace
 
 from objlab.errors import StateError
-from objlab.evaluate.results.between import macro_test
+from objlab.evaluate.results.between import defined, macro_test
 from objlab.evaluate.results.eval_result import EvalResult
 from objlab.evaluate.results.harness_results import number
 from objlab.evaluate.results.stats import PairedTest, holm, mcnemar, paired_difference
@@ -41,10 +40,6 @@ CAPABILITY_OUTCOMES = {
 }
 
 
-def _defined(value) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
-
-
 def _pairs(cell: list[ItemRecord], base: dict[tuple, ItemRecord], outcome: Outcome) -> dict[str, tuple[list, list]]:
     """Per group: (cell outcomes, base outcomes) over items both sides scored."""
     groups: dict[str, tuple[list, list]] = {}
@@ -53,7 +48,7 @@ def _pairs(cell: list[ItemRecord], base: dict[tuple, ItemRecord], outcome: Outco
         if partner is None:
             continue
         mine, theirs = outcome(item), outcome(partner)
-        if _defined(mine) and _defined(theirs):
+        if defined(mine) and defined(theirs):
             cell_values, base_values = groups.setdefault(item.group, ([], []))
             cell_values.append(mine)
             base_values.append(theirs)
