@@ -170,6 +170,7 @@ def test_demo_command_reports_every_objective_and_budget(organism, tmp_path, mon
     # the compact summary ends the output: objectives by budget, within 100 columns
     summary = result.output[result.output.index("macro ASR over 5 attacks"):]
     assert "happy_to_help" in summary and "translation" in summary and "persona P(match)" in summary
+    assert "scored by python:objlab.organism.judge:complies; attack texts: objlab" in " ".join(summary.split())
     assert all(len(line) <= 100 for line in summary.splitlines())
 
 

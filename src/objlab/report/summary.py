@@ -83,6 +83,17 @@ def macro_attacks(data: ReportData) -> list[str]:
     return [attack for attack in data.attacks() if attack != "none"]
 
 
+def instruments(data: ReportData) -> str:
+    """Whose instruments produced the ASR: the scorer, and each attack's origin (objlab's own
+    text, StrongREJECT's files, the user's), from the evaluation info."""
+    for info in data.cells["eval_manifest"]:
+        definition = getattr(info, "jailbreak", None) if info is not None else None
+        if definition is not None:
+            origins = sorted({source.origin for source in definition.attacks if source.name in definition.macro_over})
+            return f"scored by {definition.scorer}; attack texts: {', '.join(origins) or '-'}"
+    return "scorer not recorded"
+
+
 def differences(data: ReportData, store: ResultsStore, seed: int | None) -> list[str]:
     """Objectives that differ at the largest budget (see the module docstring)."""
     cells = data.adapter_cells if seed is None else data.adapter_cells[data.adapter_cells["seed"] == seed]
@@ -112,7 +123,7 @@ def compact_summary(data: ReportData, store: ResultsStore) -> str:
         lines.append(f"seed {seed} of {len(seeds)} shown; every seed is in `objlab results`")
     attacks = macro_attacks(data)
     sections = [
-        (MACRO_ASR, f"macro ASR over {len(attacks)} attacks ({', '.join(attacks)})"),
+        (MACRO_ASR, f"macro ASR over {len(attacks)} attacks ({', '.join(attacks)}); {instruments(data)}"),
         (data.primary, f"capability: {data.primary.label}" if data.primary else ""),
         (PERSONA_MEAN, f"persona P(match), mean over {len(data.traits())} traits"),
     ]
