@@ -1,7 +1,9 @@
 """Typed records with every required field filled, for tests that store fabricated cells; a
-policy model whose adapter differs from its base, for loss tests."""
+policy model whose adapter differs from its base, for loss tests; a fixed torch thread count."""
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 from objlab.records.adapter import AdapterManifest
 from objlab.records.evaluation import EvalInfo
@@ -38,3 +40,19 @@ def lora_policy(model_dir, targets: list[str], dtype=None):
             if "lora_B" in name:
                 parameter.normal_(0, 0.5)
     return peft_model, tokenizer
+
+
+@contextmanager
+def torch_threads(count: int):
+    """Run the block with ``count`` intra-op threads, then restore the count. CPU matrix
+    products of some shapes (a few rows, as a KV-cache continuation has) sum in an order that
+    depends on the thread count, so figures are bit-identical only between runs with the same
+    count: a Ray worker and a ``kill -9`` test's subprocess run with one thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

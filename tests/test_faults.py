@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from factories import torch_threads
 from test_grid import grid_config
 from test_train import assert_same_adapter
 
@@ -71,7 +72,15 @@ def run_cli_grid(config_path: Path, run_dir: Path, faults: str, timeout: float =
 
 # -- kill -9 at chosen points of a grid ----------------------------------------------------------
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, tiny_model):
+def one_thread():
+    """The in-process runs of this module use one thread, as the killed subprocess does
+    (``run_cli_grid``): figures are bit-identical between runs with the same thread count."""
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, tiny_model, one_thread):
     """An uninterrupted grid: base + sft at two budgets (one unit, a snapshot and its end)."""
     root = tmp_path_factory.mktemp("reference")
     config_path = grid_config(root, tiny_model, objectives={"sft": {}}, budgets=[600, 1200], train=TRAIN)
@@ -98,7 +107,7 @@ KILL_POINTS = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", KILL_POINTS)
-def test_killed_anywhere_the_resumed_grid_equals_the_uninterrupted_one(point, reference, tmp_path):
+def test_killed_anywhere_the_resumed_grid_equals_the_uninterrupted_one(point, reference, tmp_path, one_thread):
     config_path, expected = reference
     run_dir = tmp_path / "run"
     killed = run_cli_grid(config_path, run_dir, point)

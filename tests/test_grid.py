@@ -9,6 +9,7 @@ import time
 
 import pytest
 import yaml
+from factories import torch_threads
 from tiny import GSM8K, PERSONA, SHARED_STRONGREJECT, requires_shared, write_config
 from typer.testing import CliRunner
 
@@ -129,7 +130,8 @@ def test_plan_prints_units_tokens_and_evaluation(tmp_path, tiny_model):
 def test_ray_local_grid_matches_sequential(tmp_path, tiny_model):
     pytest.importorskip("ray")
     config = load_config(grid_config(tmp_path, tiny_model, objectives={"sft": {}}, budgets=[600]))
-    run_grid(config, tmp_path / "sequential")
+    with torch_threads(1):  # as Ray's one-CPU workers run (OMP_NUM_THREADS=1)
+        run_grid(config, tmp_path / "sequential")
     summary = run_grid(config, tmp_path / "ray", ray="local")
     assert sorted(summary.cells_run) == [BASE_CELL, "sft/seed-0/budget-600"]
     assert stored(tmp_path / "ray") == stored(tmp_path / "sequential")
