@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import torch
 
-from objlab.lm.kv_cache import decode_cache
+from objlab.lm.kv_cache import cache_keyword, decode_cache
 from objlab.lm.peft_compat import forward_hooks
 
 LogitsProcessor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -116,11 +116,12 @@ def decode_batch(
     step_ids = input_ids  # the prefill; then one token per row
     cache = decode_cache(model, capacity=input_ids.shape[1] + max_new_tokens)
     keep_last = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
+    cache_by = cache_keyword(model)
 
     hooks = forward_hooks(model, live.names)
     try:
         for step in range(1, max_new_tokens + 1):
-            output = model(input_ids=step_ids, attention_mask=live.mask, position_ids=live.positions, past_key_values=cache, use_cache=True, **keep_last)
+            output = model(input_ids=step_ids, attention_mask=live.mask, position_ids=live.positions, use_cache=True, **{cache_by: cache}, **keep_last)
             scores = output.logits[:, -1].to(dtype=torch.float32)
             if step == 1 and repeats > 1:  # the prefill's cache, copied for each decoding of its prompt
                 index = torch.arange(batch, device=scores.device).repeat_interleave(repeats)

@@ -16,6 +16,8 @@ and is tested against ``DynamicCache`` for equal outputs.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
@@ -88,3 +90,16 @@ def decode_cache(model, capacity: int) -> DynamicCache:
     cache = DynamicCache(config=config.get_text_config(decoder=True))
     cache.layers = [PreallocatedLayer(capacity) if type(layer) is DynamicLayer else layer for layer in cache.layers]
     return cache
+
+
+def cache_keyword(module) -> str:
+    """The forward argument ``module`` takes a KV cache by: ``cache`` from transformers 5.2x
+    (where ``past_key_values`` still works but warns on every call), ``past_key_values`` before."""
+    inner = module.get_base_model() if hasattr(module, "get_base_model") else module
+    return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
+
+
+def returned_cache(output):
+    """The KV cache a forward with ``use_cache=True`` returned, under either name."""
+    fields = getattr(type(output), "__dataclass_fields__", {})
+    return output.cache if "cache" in fields else output.past_key_values

@@ -26,6 +26,7 @@ from typing import Literal
 import torch
 
 from objlab.data.records import EncodedPair
+from objlab.lm.kv_cache import cache_keyword
 from objlab.lm.masks import PADDING, SHARED, block_attention_mask
 
 PaddingSide = Literal["right", "left"]
@@ -162,12 +163,13 @@ def packed_hidden(causal_lm, packed: PackedRows, device, prefix_cache=None) -> t
     else:  # one sequence per row: a plain padding mask, which every attention implementation takes
         mask = (blocks != PADDING).long()
     cache = _copied(prefix_cache, rows) if prefix_cache is not None else None
-    hidden = causal_lm.get_decoder()(
+    decoder = causal_lm.get_decoder()
+    hidden = decoder(
         input_ids=packed.input_ids.to(device),
         attention_mask=mask,
         position_ids=packed.position_ids.to(device) + cached,
-        past_key_values=cache,
         use_cache=False,
+        **{cache_keyword(decoder): cache},
     ).last_hidden_state
     return hidden.reshape(-1, hidden.shape[-1])[packed.head_sources.to(device)]
 

@@ -24,7 +24,9 @@ from typing import Any
 
 from objlab.organism.build import Organism
 
-DEMO_BUDGETS = {"demo": [4_000, 12_000, 36_000], "test": [600, 1_200]}
+# 24k, not more: on organism seed 1 SFT's ASR peaks near 18k tokens and falls back to 0.22 by
+# 36k (continued arithmetic fine-tuning re-separates the prompts); the README shows the curves.
+DEMO_BUDGETS = {"demo": [4_000, 12_000, 24_000], "test": [600, 1_200]}
 DEMO_OBJECTIVES: dict[str, dict[str, Any]] = {
     "sft": {},
     "dpo": {"beta": 0.1},
@@ -81,7 +83,7 @@ def demo_config(organism: Organism, *, objectives: list[str] | None = None, budg
         "budgets": list(budgets or DEMO_BUDGETS[size]),
         "seeds": [0],
         "eval": {
-            "generation": {"backend": "hf", "max_new_tokens": 48, "batch_size": 32},
+            "generation": {"backend": "hf", "max_new_tokens": 48, "batch_size": 160},  # every prompt of an attack set in one batch: a tiny model decodes at the cost of its steps, not its rows
             "capability": [
                 {
                     "kind": "gsm8k",

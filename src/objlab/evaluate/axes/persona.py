@@ -31,6 +31,7 @@ from objlab.evaluate.context import AxisOutput, EvalContext
 from objlab.evaluate.results.stats import bootstrap_mean, macro_average
 from objlab.evaluate.session import AdapterTarget
 from objlab.lm.adapters import causal_lm_of
+from objlab.lm.kv_cache import returned_cache
 from objlab.lm.logits import LogitHead
 from objlab.lm.masks import supports_block_mask
 from objlab.lm.packing import common_prefix, pack_rows, packed_hidden
@@ -133,7 +134,7 @@ def answer_logprobs(model, head: LogitHead, choices: list[EncodedChoice], pad: i
     prefix, prefix_cache = (), None
     if supports_block_mask(causal_lm) and (prefix := _shared_prefix(choices)):
         ids = torch.tensor([prefix], device=head.weight.device)
-        prefix_cache = causal_lm.get_decoder()(input_ids=ids, use_cache=True).past_key_values
+        prefix_cache = returned_cache(causal_lm.get_decoder()(input_ids=ids, use_cache=True))
     order = sorted(range(len(choices)), key=lambda index: -len(choices[index].prompt_ids))
     results: list[tuple[float, float]] = [(math.nan, math.nan)] * len(choices)
     for start in range(0, len(order), batch_size):
