@@ -9,6 +9,7 @@ and evaluation both switch adapters through the helpers here, so there is one de
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator, Sequence
 
 BASE_ADAPTER = "__base__"  # peft's name for "no adapter" in a mixed-adapter batch
@@ -17,6 +18,12 @@ BASE_ADAPTER = "__base__"  # peft's name for "no adapter" in a mixed-adapter bat
 def causal_lm_of(model):
     """The transformers CausalLM inside a peft model (LoRA layers are injected in place)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def forward_accepts(model, argument: str) -> bool:
+    """Whether the transformers model's forward (inside a peft model: peft's takes **kwargs)
+    takes ``argument``."""
+    return argument in inspect.signature(causal_lm_of(model).forward).parameters
 
 
 def reference_disabled(model):

@@ -32,12 +32,12 @@ whose one random number per vocabulary entry cost a fifth of a CPU step at a 152
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
 
+from objlab.lm.adapters import forward_accepts
 from objlab.lm.kv_cache import cache_keyword, decode_cache
 from objlab.lm.peft_compat import forward_hooks
 
@@ -115,7 +115,7 @@ def decode_batch(
     live = _LiveRows(list(range(batch)), list(adapter_names) if adapter_names is not None else None, input_ids, attention_mask, positions)
     step_ids = input_ids  # the prefill; then one token per row
     cache = decode_cache(model, capacity=input_ids.shape[1] + max_new_tokens)
-    keep_last = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
+    keep_last = {"logits_to_keep": 1} if forward_accepts(model, "logits_to_keep") else {}
     cache_by = cache_keyword(model)
 
     hooks = forward_hooks(model, live.names)
@@ -202,9 +202,3 @@ def _top_p_filtered(scores: torch.Tensor, top_p: float) -> torch.Tensor:
     below = ascending.softmax(dim=-1).cumsum(dim=-1) <= 1 - top_p
     below[..., -1] = False
     return scores.masked_fill(below.scatter(-1, order, below), float("-inf"))
-
-
-def _accepts(model, argument: str) -> bool:
-    """Whether the underlying transformers model's forward takes ``argument`` (peft's takes **kwargs)."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return argument in inspect.signature(inner.forward).parameters

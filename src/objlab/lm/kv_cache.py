@@ -16,10 +16,10 @@ and is tested against ``DynamicCache`` for equal outputs.
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
+
+from objlab.lm.adapters import forward_accepts
 
 
 class PreallocatedLayer(DynamicLayer):
@@ -95,8 +95,7 @@ def decode_cache(model, capacity: int) -> DynamicCache:
 def cache_keyword(module) -> str:
     """The forward argument ``module`` takes a KV cache by: ``cache`` from transformers 5.2x
     (where ``past_key_values`` still works but warns on every call), ``past_key_values`` before."""
-    inner = module.get_base_model() if hasattr(module, "get_base_model") else module
-    return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
+    return "cache" if forward_accepts(module, "cache") else "past_key_values"
 
 
 def returned_cache(output):
