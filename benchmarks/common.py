@@ -363,6 +363,7 @@ def environment(device: str) -> dict:
         "transformers": transformers.__version__,
         "python": platform.python_version(),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     with contextlib.suppress(ImportError):
@@ -480,6 +481,10 @@ def report(title: str, columns: list[Column], rows: list[dict], meta: dict, json
     print(f"### {title}\n")
     print(markdown_table(columns, rows))
     print()
+    if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
+        warning = ("WARNING: OMP_WAIT_POLICY=PASSIVE was set: small matrix products (decoding, one-at-a-time loops) "
+                   "run several times slower under it; these figures are not comparable.")
+        notes = [warning, *notes]
     for note in notes:
         print(f"- {note}")
     if json_path:

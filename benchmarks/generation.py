@@ -21,7 +21,9 @@ weights) and the same inputs:
   ``answer_logprobs`` (shared prompt, log-probs at answer positions only, batched) against a
   one-item-at-a-time loop that forwards prompt + answer for each answer with full logits.
   Items/s over the same statements (from the shared persona data), tokenisation included on
-  both sides, after a warm-up; the JSON records the largest log-prob difference between them.
+  both sides, each side timed on its second pass over them (the first, untimed, meets every
+  shape the timed pass does, as a grid scoring the same statements for every adapter does);
+  the JSON records the largest log-prob difference between them.
 
 Random weights rarely emit end-of-sequence, so every sequence runs to ``--new-tokens``: this
 measures decoding throughput, not the saving of sequences that stop early.
@@ -166,7 +168,7 @@ def persona_objlab_worker(spec: dict) -> dict:
         choices = persona.encode_choices(encoder, [(item.question, item.matching, item.not_matching) for item in chosen])
         return persona.answer_logprobs(model, head, choices, tokenizer.pad_token_id, batch_size)
 
-    score(items[:batch_size])  # warm-up batch
+    score(items)  # warm-up: every shape of the timed pass
     window = common.Window(device)
     window.start()
     pairs = score(items)
@@ -203,7 +205,7 @@ def persona_loop_worker(spec: dict) -> dict:
         encoder = ChatEncoder(tokenizer, 1024)
         return [(answer_logprob(encoder, i.question, i.matching), answer_logprob(encoder, i.question, i.not_matching)) for i in chosen]
 
-    score(items[:2])  # warm-up
+    score(items)  # warm-up: every shape of the timed pass
     window = common.Window(device)
     window.start()
     pairs = score(items)

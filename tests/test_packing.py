@@ -230,3 +230,62 @@ def test_loop_trains_packed_pairs_as_separate_forwards_and_counts_what_it_forwar
         for step in range(plan.total_steps())
     )
     assert forwarded - packed[-1]["budget_tokens"] == packed[-1]["compute_tokens"]
+
+
+def test_rows_filled_with_several_items_keep_them_apart():
+    """``pack_rows(width=...)``: items placed longest first into rows of ``width`` tokens, each
+    item's positions from 0, its tokens seeing only its own prefix and block (mask by hand), and
+    every scored token read from its own item's columns."""
+    items = [[EncodedPair((1, 2), (3,)), EncodedPair((1, 2), (4, 5))],  # 2 shared + 1 + 2 = 5 tokens
+             [EncodedPair((6,), (7,)), EncodedPair((6,), (8,))],  # 1 + 1 + 1 = 3 tokens
+             [EncodedPair((9, 10, 11), (12, 13)), EncodedPair((9, 10, 11), (14,))]]  # 3 + 2 + 1 = 6 tokens
+    sequence_of = {(item, k): 2 * item + k for item in range(3) for k in range(2)}
+    packed = pack_rows(items, sequence_of, 0, "right", width=9)
+    # Longest first: item 2 (6 tokens) opens row 0, item 0 (5) does not fit there, item 1 (3) does.
+    assert packed.input_ids.tolist() == [[9, 10, 11, 12, 13, 14, 6, 7, 8], [1, 2, 3, 4, 5, 0, 0, 0, 0]]
+    assert packed.position_ids.tolist() == [[0, 1, 2, 3, 4, 3, 0, 1, 1], [0, 1, 2, 2, 3, 0, 0, 0, 0]]
+    assert packed.groups.tolist() == [[0, 0, 0, 0, 0, 0, 1, 1, 1], [0, 0, 0, 0, 0, -1, -1, -1, -1]]
+    mask = block_attention_mask(packed.blocks, torch.float32, "sdpa", groups=packed.groups)[0, 0].int()
+    assert mask[6].tolist() == [0, 0, 0, 0, 0, 0, 1, 0, 0]  # item 1's prompt sees nothing of item 2
+    assert mask[8].tolist() == [0, 0, 0, 0, 0, 0, 1, 0, 1]  # its second answer: its prompt and itself
+    assert mask[5].tolist() == [1, 1, 1, 0, 0, 1, 0, 0, 0]  # item 2's second answer skips its first
+    # Scored tokens: each sequence's response, predicted from its own item's columns.
+    sources = packed.head_sources[packed.token_slots].tolist()
+    targets = packed.head_targets[packed.token_slots].tolist()
+    assert list(zip(packed.token_sequences.tolist(), sources, targets)) == [
+        (0, 9 + 1, 3), (1, 9 + 1, 4), (1, 9 + 3, 5), (2, 6, 7), (3, 6, 8), (4, 2, 12), (4, 3, 13), (5, 2, 14)]
+    assert packed.tokens == 14 and pack_rows(items, sequence_of, 0, "right").groups is None
+    # Without each sequence's last token (it predicts nothing scored): item 1's answers are read
+    # from its prompt's last position alone, and every scored token keeps its source.
+    short = pack_rows(items, sequence_of, 0, "right", width=9, keep_last=False)
+    assert short.input_ids.tolist() == [[9, 10, 11, 12, 1, 2, 4, 6]] and short.tokens == 8
+    assert short.head_targets[short.token_slots].tolist() == targets
+    assert short.head_sources[short.token_slots].tolist() == [5, 5, 6, 7, 7, 2, 3, 2]
+
+
+def test_filled_rows_give_the_hidden_states_of_one_item_per_row(policy):
+    """The tiny model's hidden states at the scored positions of rows filled with several items
+    equal those of one item per row (float64 model), with and without a cached shared prefix."""
+    from objlab.lm.kv_cache import returned_cache
+    from objlab.lm.packing import packed_hidden
+
+    model, tokenizer = policy
+    causal_lm = causal_lm_of(model)
+    encoder = ChatEncoder(tokenizer, 1024)
+    items = [[encoder.encode_pair(prompt, chosen), encoder.encode_pair(prompt, rejected)] for prompt, chosen, rejected in ROWS]
+    sequence_of = {(item, k): 2 * item + k for item in range(len(items)) for k in range(2)}
+    with torch.no_grad():
+        alone = packed_hidden(causal_lm, pack_rows(items, sequence_of, 0), "cpu")
+        filled_rows = pack_rows(items, sequence_of, 0, width=80)
+        assert filled_rows.input_ids.shape[0] < len(items)  # rows really hold several items
+        filled = packed_hidden(causal_lm, filled_rows, "cpu")
+        torch.testing.assert_close(filled[filled_rows.token_slots], alone[pack_rows(items, sequence_of, 0).token_slots], rtol=0, atol=1e-9)
+        inputs_only = pack_rows(items, sequence_of, 0, width=80, keep_last=False)
+        # One token fewer per sequence, except where a last token is in the pair's shared prefix
+        # (an identical pair; a chosen response that is the start of the rejected one).
+        assert inputs_only.tokens == filled_rows.tokens - 8
+        torch.testing.assert_close(packed_hidden(causal_lm, inputs_only, "cpu")[inputs_only.token_slots], filled[filled_rows.token_slots], rtol=0, atol=1e-9)
+        prefix = returned_cache(causal_lm.get_decoder()(input_ids=torch.tensor([[5, 6, 7]]), use_cache=True))
+        cached_alone = packed_hidden(causal_lm, pack_rows(items, sequence_of, 0), "cpu", prefix)
+        cached_filled = packed_hidden(causal_lm, filled_rows, "cpu", prefix)
+        torch.testing.assert_close(cached_filled[filled_rows.token_slots], cached_alone[pack_rows(items, sequence_of, 0).token_slots], rtol=0, atol=1e-9)

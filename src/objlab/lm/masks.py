@@ -5,7 +5,9 @@ responses, are the same tokens. Forwarding each sequence in its own row computes
 twice. Packed instead, a row holds the shared prefix once and then each sequence's remaining
 tokens as its own *block*; a token attends to an earlier token of the row only when that token
 is in the prefix or in its own block, and its position id continues from the prefix as if the
-other blocks were not there. Every token then sees exactly the keys, values and positions it
+other blocks were not there. A row may also hold several such items one after another (persona
+scoring fills rows this way instead of padding them): a token then sees only its own item's
+prefix and block, and each item's position ids start again from 0. Every token then sees exactly the keys, values and positions it
 would see in a row of its own, so its hidden state is the same up to floating-point summation
 order (tested against separate forwards, values and gradients).
 
@@ -41,12 +43,14 @@ def supports_block_mask(causal_lm) -> bool:
     return not getattr(config, "sliding_window", None) or getattr(config, "use_sliding_window", True) is False
 
 
-def block_attention_mask(blocks: torch.Tensor, dtype: torch.dtype, implementation: str, cached: int = 0) -> torch.Tensor:
+def block_attention_mask(blocks: torch.Tensor, dtype: torch.dtype, implementation: str, cached: int = 0, groups: torch.Tensor | None = None) -> torch.Tensor:
     """The 4D mask of packed rows from their per-token block ids ([rows, length]).
 
     Token i attends to token j when j <= i (row order) and j is in the shared prefix or in i's
     own block; with ``cached`` positions of a KV cache before the rows (a prefix every row
-    continues), every real token also attends to all of those. Padding attends only to itself,
+    continues), every real token also attends to all of those. ``groups`` ([rows, length]): where a
+    row holds several items, each token's item; a token then attends only within its item (the
+    cached positions stay visible to all). Padding attends only to itself,
     so no softmax row is empty (an empty row would give NaN, which would reach the gradients
     through the masked products). ``sdpa`` takes the boolean mask (True = attend); ``eager``
     adds the mask to the scores, so it gets 0 / the dtype's minimum, as transformers builds its
@@ -56,6 +60,8 @@ def block_attention_mask(blocks: torch.Tensor, dtype: torch.dtype, implementatio
     causal = torch.ones(length, length, dtype=torch.bool, device=blocks.device).tril()
     query, key = blocks[:, :, None], blocks[:, None, :]
     visible = (key == SHARED) | (key == query)
+    if groups is not None:
+        visible &= groups[:, None, :] == groups[:, :, None]
     allowed = causal & visible & (query != PADDING) & (key != PADDING)
     allowed |= torch.eye(length, dtype=torch.bool, device=blocks.device) & (query == PADDING)
     if cached:

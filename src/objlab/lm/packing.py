@@ -11,7 +11,9 @@ that several sequences read (a response token they share) is computed once.
 
 Rows of several items may also continue one prefix that *all* items share (the chat template's
 opening and a fixed question frame): ``packed_hidden`` then takes that prefix's KV cache, the
-cached positions visible to every token.
+cached positions visible to every token. Where items are short and vary in length (persona
+statements), a row can hold several items one after another (``pack_rows(width=...)``), each
+under its own part of the mask, instead of one item padded to the longest.
 
 Training (``train.batching``, ``train.forward``) and persona scoring (``evaluate.axes.persona``)
 both build and forward rows here, so the two cannot lay sequences out differently.
@@ -40,7 +42,8 @@ class PackedRows:
     output layer, each predicting ``head_targets``; a position several sequences read is there
     once. ``token_slots`` maps every trained (or scored) token of every sequence to its head
     position, in sequence order (the order one row per sequence yields them in), and
-    ``token_sequences`` names its sequence."""
+    ``token_sequences`` names its sequence. With ``groups``, a row holds several items one after
+    another (``pack_rows(width=...)``), each attending only within itself."""
 
     input_ids: torch.Tensor  # [items, width]
     position_ids: torch.Tensor  # [items, width]
@@ -50,6 +53,7 @@ class PackedRows:
     token_slots: torch.Tensor  # [M] long, into head_sources
     token_sequences: torch.Tensor  # [M] long, the sequence of each token
     tokens: int  # real (non-padding) tokens in the rows
+    groups: torch.Tensor | None = None  # [rows, width] each token's item within its row (rows of several items), else None
 
 
 def token_ids(pair: EncodedPair) -> tuple[int, ...]:
@@ -108,35 +112,76 @@ def _column(index: int, shared: int, block_start: int) -> int:
     return index if index < shared else block_start + index - shared
 
 
-def _pack_item(pairs: list[EncodedPair]) -> _PackedItem:
+def _pack_item(pairs: list[EncodedPair], keep_last: bool = True) -> _PackedItem:
     sequences = [token_ids(pair) for pair in pairs]
     shared = common_prefix(sequences)
     packed = _PackedItem(list(sequences[0][:shared]), list(range(shared)), [SHARED] * shared, [])
     for block, (pair, sequence) in enumerate(zip(pairs, sequences), start=1):
         start = len(packed.ids)
-        packed.ids += sequence[shared:]
-        packed.positions += range(shared, len(sequence))
-        packed.blocks += [block] * (len(sequence) - shared)
+        stop = len(sequence) if keep_last else max(shared, len(sequence) - 1)
+        packed.ids += sequence[shared:stop]
+        packed.positions += range(shared, stop)
+        packed.blocks += [block] * (stop - shared)
         first = max(len(pair.prompt_ids), 1)  # token 0 has no predecessor
         packed.trained.append([(_column(index - 1, shared, start), sequence[index]) for index in range(first, len(sequence))])
     return packed
 
 
-def pack_rows(encoded: list[list[EncodedPair]], sequence_of: dict[tuple[int, int], int], pad_id: int, side: PaddingSide = "right") -> PackedRows:
+def _filled_rows(items: list[_PackedItem], width: int) -> list[list[int]]:
+    """Item indices per row: first fit, longest item first, into rows of at most ``width``
+    tokens, or of the longest item's length where that is more (the rows are padded to the
+    longest anyway)."""
+    width = max([width, *(len(item.ids) for item in items)])
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for index in sorted(range(len(items)), key=lambda i: -len(items[i].ids)):
+        size = len(items[index].ids)
+        row = next((r for r, free in enumerate(room) if size <= free), None)
+        if row is None:
+            rows.append([])
+            room.append(width)
+            row = len(rows) - 1
+        rows[row].append(index)
+        room[row] -= size
+    return rows
+
+
+def pack_rows(
+    encoded: list[list[EncodedPair]],
+    sequence_of: dict[tuple[int, int], int],
+    pad_id: int,
+    side: PaddingSide = "right",
+    width: int | None = None,
+    keep_last: bool = True,
+) -> PackedRows:
     """One row per item of ``encoded`` (each item: its sequences as prompt/response pairs, the
     response tokens being the ones scored). ``sequence_of[item, k]`` numbers the item's k-th
-    sequence in the caller's order (e.g. a batch's role-major rows)."""
-    items = [_pack_item(pairs) for pairs in encoded]
-    input_ids, offsets = padded([item.ids for item in items], pad_id, side)
-    position_ids, _ = padded([item.positions for item in items], 0, side)
-    blocks, _ = padded([item.blocks for item in items], PADDING, side)
-    width = input_ids.shape[1]
+    sequence in the caller's order (e.g. a batch's role-major rows). ``width``: instead, fill
+    rows of up to that many tokens (or the longest item's) with as many items as fit (``groups``
+    then keeps them apart), so short items do not pay for the longest one's padding.
+    ``keep_last=False``: a sequence's last token, which predicts nothing that is scored, is not
+    forwarded (scoring; training keeps it, as every count of its forwarded tokens does)."""
+    items = [_pack_item(pairs, keep_last) for pairs in encoded]
+    layout = [[index] for index in range(len(items))] if width is None else _filled_rows(items, width)
+    rows = [[items[index] for index in row] for row in layout]
+    joined = [[token for item in row for token in item.ids] for row in rows]
+    input_ids, offsets = padded(joined, pad_id, side)
+    position_ids, _ = padded([[p for item in row for p in item.positions] for row in rows], 0, side)
+    blocks, _ = padded([[b for item in row for b in item.blocks] for row in rows], PADDING, side)
+    groups = None
+    if width is not None:
+        groups, _ = padded([[slot for slot, item in enumerate(row) for _ in item.ids] for row in rows], PADDING, side)
+    row_width = input_ids.shape[1]
     slots: dict[tuple[int, int], int] = {}  # (flat position, target) -> head slot
     by_sequence: dict[int, list[int]] = {}
-    for item_index, (item, offset) in enumerate(zip(items, offsets)):
-        for position, trained in enumerate(item.trained):
-            keys = [(item_index * width + offset + column, target) for column, target in trained]
-            by_sequence[sequence_of[item_index, position]] = [slots.setdefault(key, len(slots)) for key in keys]
+    for row_index, (row, offset) in enumerate(zip(layout, offsets)):
+        start = row_index * row_width + offset
+        for item_index in row:
+            item = items[item_index]
+            for position, trained in enumerate(item.trained):
+                keys = [(start + column, target) for column, target in trained]
+                by_sequence[sequence_of[item_index, position]] = [slots.setdefault(key, len(slots)) for key in keys]
+            start += len(item.ids)
     order = sorted(by_sequence)
     keys = list(slots)
     return PackedRows(
@@ -148,6 +193,7 @@ def pack_rows(encoded: list[list[EncodedPair]], sequence_of: dict[tuple[int, int
         token_slots=torch.tensor([slot for sequence in order for slot in by_sequence[sequence]], dtype=torch.long),
         token_sequences=torch.tensor([sequence for sequence in order for _ in by_sequence[sequence]], dtype=torch.long),
         tokens=sum(len(item.ids) for item in items),
+        groups=groups,
     )
 
 
@@ -158,8 +204,9 @@ def packed_hidden(causal_lm, packed: PackedRows, device, prefix_cache=None) -> t
     each and no cache need no block mask: they run under a plain padding mask."""
     rows, blocks = packed.input_ids.shape[0], packed.blocks.to(device)
     cached = prefix_cache.get_seq_length() if prefix_cache is not None else 0
-    if cached or (blocks > SHARED).any():
-        mask = block_attention_mask(blocks, causal_lm.dtype, causal_lm.config._attn_implementation, cached=cached)
+    groups = packed.groups.to(device) if packed.groups is not None else None
+    if cached or groups is not None or (blocks > SHARED).any():
+        mask = block_attention_mask(blocks, causal_lm.dtype, causal_lm.config._attn_implementation, cached=cached, groups=groups)
     else:  # one sequence per row: a plain padding mask, which every attention implementation takes
         mask = (blocks != PADDING).long()
     cache = _copied(prefix_cache, rows) if prefix_cache is not None else None

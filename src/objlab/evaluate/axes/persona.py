@@ -9,7 +9,10 @@ Efficiency: the tokens every prompt begins with (the chat template's opening and
 statements' fixed question, about 40% of a prompt) are forwarded once per call and their KV
 cache continued by every batch; each statement's own prompt tokens and both answers then share
 one row (``lm.packing``: the prompt once, each answer as its own block), so one decoder pass per
-batch scores both answers, however many tokens they have. The output layer is applied only at
+batch scores both answers, however many tokens they have; a row holds as many statements as fit
+in ``ROW_TOKENS`` (each attending only to itself and the cached prefix) rather than one statement
+padded to the batch's longest, and an answer's last token (which predicts nothing scored) is not
+forwarded. The output layer is applied only at
 answer positions and only over the original vocabulary (``LogitHead``). Models whose attention
 cannot take a block mask (``lm.masks.supports_block_mask``) get one row per answer instead.
 Items are sorted by prompt length into batches and returned in input order.
@@ -40,6 +43,9 @@ from objlab.records.items import ItemRecord, MetricRow
 AXIS = "persona"
 CPU_BATCH_SIZE = 64
 GPU_BATCH_SIZE = 64
+# Packed rows are filled with statements up to this many tokens (or the longest statement's):
+# statements vary in length, and one row each padded a third of a batch's tokens on CPU.
+ROW_TOKENS = 64
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,7 @@ def batch_logprobs(model, head: LogitHead, batch: list[EncodedChoice], pad: int,
     causal_lm = causal_lm_of(model)
     share = prefix_cache is not None or supports_block_mask(causal_lm)
     items, sequence_of = _rows(batch, len(prefix), share)
-    packed = pack_rows(items, sequence_of, pad)
+    packed = pack_rows(items, sequence_of, pad, width=ROW_TOKENS if share else None, keep_last=False)
     device = head.weight.device
     hidden = packed_hidden(causal_lm, packed, device, prefix_cache)
     logps = head.token_logps(hidden, packed.head_targets.to(device))[packed.token_slots.to(device)]
