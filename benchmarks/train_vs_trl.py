@@ -154,7 +154,7 @@ def time_sampling(trainer, device: str) -> dict:
     """Wrap the loop's sampler (used by ``aware``) so its seconds are known; returns the tally."""
     import time
 
-    tally = {"seconds": 0.0}
+    tally = {"seconds": 0.0, "decode_steps": 0, "rows": 0}
     original = trainer.context.sample
 
     def timed_sample(*args, **kwargs):
@@ -163,6 +163,9 @@ def time_sampling(trainer, device: str) -> dict:
         out = original(*args, **kwargs)
         common.sync(device)
         tally["seconds"] += time.perf_counter() - started
+        drawn = [sample for samples in out for sample in samples]
+        tally["decode_steps"] += max((len(sample.token_ids) for sample in drawn), default=0)  # forwards of the decode loop
+        tally["rows"] = max(tally["rows"], len(drawn))
         return out
 
     trainer.context.sample = timed_sample
@@ -177,7 +180,7 @@ def objlab_timed_steps(trainer, warmup: int, steps: int, device: str, sampling: 
     """
     for step in range(warmup):
         trainer._step(step, *trainer.plan.step_positions(step))
-    sampling["seconds"] = 0.0  # count only the timed steps' sampling
+    sampling.update(seconds=0.0, decode_steps=0)  # count only the timed steps' sampling
     totals = {"task": 0, "trained": 0, "forward_only": 0, "sampled": 0}
     passes = 2 if trainer.objective.reference else 1  # a reference objective forwards every sequence twice
     window = common.Window(device)
@@ -226,6 +229,8 @@ def objlab_worker(spec: dict) -> dict:
         "forward_only_tokens": totals["forward_only"],
         "sampled_tokens": totals["sampled"],
         "sampling_s": sampling["seconds"],
+        "decode_steps": sampling["decode_steps"],
+        "decode_rows": sampling["rows"],
         "gradient_checkpointing": trainer.config.train.gradient_checkpointing,
         "task_tokens_per_row": totals["task"] / (spec["batch"] * steps),
         "final_loss": last["loss"],
@@ -566,8 +571,19 @@ def shape_notes(done: list[dict]) -> list[str]:
         if aware:
             notes.append(f"{shape} AWARE: sampling (objlab's LoopContext.sample, the early-exit decode loop) took "
                          f"{aware['sampling_s'] / aware['window_s']:.0%} of its timed steps "
-                         f"({aware['sampled_tokens'] / aware['steps']:.0f} sampled tokens per step).")
+                         f"({aware['sampled_tokens'] / aware['steps']:.0f} sampled tokens per step)" + decode_floor(aware))
     return notes
+
+
+def decode_floor(aware: dict) -> str:
+    """Why sampling cannot cost what batched forwards of its tokens cost: each decode forward
+    reads every weight for a handful of rows, where a batched forward reads them once for all."""
+    if not aware.get("decode_steps"):
+        return "."
+    per_step = aware["sampling_s"] / aware["decode_steps"]
+    return (f"; {aware['decode_steps'] / aware['steps']:.0f} decode forwards per step of at most {aware['decode_rows']} rows, "
+            f"{per_step * 1000:.1f} ms each: every one reads all the weights for those rows, where the batched forward "
+            "that prices them reads the weights once for all their tokens.")
 
 
 def summary_notes(results: list[dict], rows: list[dict], args, peak_flops: float | None) -> list[str]:

@@ -126,6 +126,39 @@ def test_pg_log_probs_are_those_of_the_sampled_ids(trainer):
             torch.testing.assert_close(ours, direct, rtol=1e-5, atol=1e-5)
 
 
+def test_sampling_folds_the_adapter_and_draws_what_the_policy_draws(trainer, monkeypatch):
+    """The loop's sampler decodes with LoRA folded into copies of the float32 weights
+    (``peft_compat.folded_lora``) and draws, under the same seed, the tokens the unfolded
+    policy draws; the trained model is back in training mode with its own weights after."""
+    import contextlib
+
+    from objlab.lm import peft_compat
+
+    with torch.no_grad():
+        for name, parameter in trainer.model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0.0, 0.5)  # a policy away from the base
+    weights = dict(trainer.model.named_parameters())
+    prompts = [item.example.prompt for item in trainer.stream.items(0, 3)]
+    folds, real = [], peft_compat.folded_lora
+
+    @contextlib.contextmanager
+    def spied(model):
+        with real(model) as folded:
+            folds.append(folded)
+            yield folded
+
+    monkeypatch.setattr(peft_compat, "folded_lora", spied)
+    torch.manual_seed(5)
+    folded = trainer.context.sample(prompts, 2, 8, 1.0)
+    monkeypatch.setattr(peft_compat, "folded_lora", lambda model: contextlib.nullcontext(False))
+    torch.manual_seed(5)
+    plain = trainer.context.sample(prompts, 2, 8, 1.0)
+    assert folds == [True]
+    assert [[sample.token_ids for sample in row] for row in folded] == [[sample.token_ids for sample in row] for row in plain]
+    assert trainer.model.training and all(weights[name] is parameter for name, parameter in trainer.model.named_parameters())
+
+
 def test_pg_term_carries_gradient_to_the_adapter(trainer):
     items = trainer.stream.items(0, 4)
     torch.manual_seed(5)

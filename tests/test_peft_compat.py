@@ -118,3 +118,41 @@ def test_tokenless_adapters_beside_a_cft_adapter(tiny_model, tmp_path):
         cft_alone = model(input_ids=ids[1:]).logits[0]
     torch.testing.assert_close(mixed[0], plain_alone)
     torch.testing.assert_close(mixed[1], cft_alone)
+
+
+def test_folded_lora_gives_the_adapter_and_restores_the_weights(tiny_model, monkeypatch):
+    """Inside ``folded_lora`` the model computes with W + BA in the base layers and the LoRA
+    branches off, giving the adapter's logits (float rounding); on exit, even from an error, the
+    very same weight tensors are back and the branches on. It declines where folding would
+    not give the same policy (bfloat16 weights, two adapters active, too little memory)."""
+    model, _, _ = peft_model(tiny_model, {"policy": 3})
+    ids = torch.randint(3, 200, (2, 9))
+    with torch.no_grad():
+        expected = model(input_ids=ids).logits
+        with model.disable_adapter():
+            base = model(input_ids=ids).logits
+    weights = {name: parameter for name, parameter in model.named_parameters()}
+    with torch.no_grad(), peft_compat.folded_lora(model) as folded:
+        assert folded
+        torch.testing.assert_close(model(input_ids=ids).logits, expected, rtol=1e-5, atol=1e-5)
+        assert not any(parameter.requires_grad for name, parameter in model.named_parameters() if "base_layer" in name)
+    assert not torch.allclose(expected, base, atol=1e-3)  # the adapter really moves the logits
+    assert all(weights[name] is parameter for name, parameter in model.named_parameters())
+    with pytest.raises(RuntimeError, match="inside"), peft_compat.folded_lora(model):
+        raise RuntimeError("inside")
+    assert all(weights[name] is parameter for name, parameter in model.named_parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids=ids).logits, expected, rtol=0, atol=0)
+
+    monkeypatch.setattr(peft_compat, "_total_bytes", lambda device: 1000)  # copies would not fit
+    with peft_compat.folded_lora(model) as folded:
+        assert not folded
+    monkeypatch.undo()
+    two, _, _ = peft_model(tiny_model, {"first": 1, "second": 2})
+    two.base_model.set_adapter(["first", "second"])
+    with peft_compat.folded_lora(two) as folded:
+        assert not folded
+    half, _, _ = peft_model(tiny_model, {"policy": 3})
+    half.to(torch.bfloat16)
+    with peft_compat.folded_lora(half) as folded:
+        assert not folded

@@ -133,10 +133,12 @@ class LoopContext(StepContext):
     @torch.no_grad()
     def sample(self, prompts, n, max_new_tokens, temperature):
         """``n`` samples per prompt through objlab's decode loop: each prompt forwarded once and
-        its cache shared by its ``n`` samples, finished rows leave the batch; draws from the
+        its cache shared by its ``n`` samples, finished rows leave the batch, LoRA folded into
+        copies of the weights where that is exact to float32 (``peft_compat.folded_lora``); draws from the
         global RNG, which checkpoints capture, so a resumed run samples the same. Compute
         tokens count what was forwarded: each prompt once, every sampled token."""
         from objlab.lm.decode import decode_batch, eos_token_ids, left_padded
+        from objlab.lm.peft_compat import folded_lora
 
         encoded = [self.encoder.encode_prompt(prompt) for prompt in prompts]
         device = next(self.model.parameters()).device
@@ -144,7 +146,8 @@ class LoopContext(StepContext):
         eos = eos_token_ids(self.model, self.tokenizer)
         self.model.eval()
         try:
-            rows = decode_batch(self.model, input_ids, attention, max_new_tokens, eos, repeats=n, temperature=temperature)
+            with folded_lora(self.model):
+                rows = decode_batch(self.model, input_ids, attention, max_new_tokens, eos, repeats=n, temperature=temperature)
         finally:
             self.model.train()
         self.add_compute_tokens(sum(map(len, encoded)) + sum(map(len, rows)))
