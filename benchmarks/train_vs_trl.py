@@ -154,10 +154,11 @@ def time_sampling(trainer, device: str) -> dict:
     """Wrap the loop's sampler (used by ``aware``) so its seconds are known; returns the tally."""
     import time
 
-    tally = {"seconds": 0.0, "decode_steps": 0, "rows": 0}
+    tally = {"seconds": 0.0, "decode_steps": 0, "rows": 0, "calls": []}
     original = trainer.context.sample
 
     def timed_sample(*args, **kwargs):
+        tally["calls"].append((args, kwargs))
         common.sync(device)
         started = time.perf_counter()
         out = original(*args, **kwargs)
@@ -180,7 +181,7 @@ def objlab_timed_steps(trainer, warmup: int, steps: int, device: str, sampling: 
     """
     for step in range(warmup):
         trainer._step(step, *trainer.plan.step_positions(step))
-    sampling.update(seconds=0.0, decode_steps=0)  # count only the timed steps' sampling
+    sampling.update(seconds=0.0, decode_steps=0, calls=[])  # count only the timed steps' sampling
     totals = {"task": 0, "trained": 0, "forward_only": 0, "sampled": 0}
     passes = 2 if trainer.objective.reference else 1  # a reference objective forwards every sequence twice
     window = common.Window(device)
@@ -238,7 +239,33 @@ def objlab_worker(spec: dict) -> dict:
     }
     if spec["objective"] == "sft":
         result["forward_only_s_per_token"] = forward_only_cost(trainer, warmup, steps, device)
+    if sampling["calls"]:
+        result["base_decode_s"] = base_decode_seconds(trainer, sampling["calls"], device)
     return result
+
+
+def base_decode_seconds(trainer, calls: list, device: str) -> float:
+    """Seconds the model with its adapter switched off takes to decode what the timed steps'
+    sampling decoded (the same prompts, samples per prompt, lengths and temperature, through
+    the same decode loop): the cost of decoding itself on this machine, beside which the
+    sampler's own cost is read."""
+    import torch
+
+    from objlab.lm.decode import decode_batch, eos_token_ids, left_padded
+
+    model, tokenizer = trainer.model, trainer.bundle.tokenizer
+    eos = eos_token_ids(model, tokenizer)
+    model.eval()
+    window = common.Window(device)
+    window.start()
+    with torch.no_grad(), model.disable_adapter():
+        for (prompts, n, max_new_tokens, temperature), _ in calls:
+            encoded = [trainer.encoder.encode_prompt(prompt) for prompt in prompts]
+            input_ids, attention = left_padded(encoded, tokenizer.pad_token_id, next(model.parameters()).device)
+            decode_batch(model, input_ids, attention, max_new_tokens, eos, repeats=n, temperature=temperature)
+    window.stop()
+    model.train()
+    return window.seconds
 
 
 def forward_only_cost(trainer, warmup: int, steps: int, device: str) -> float:
@@ -571,19 +598,25 @@ def shape_notes(done: list[dict]) -> list[str]:
         if aware:
             notes.append(f"{shape} AWARE: sampling (objlab's LoopContext.sample, the early-exit decode loop) took "
                          f"{aware['sampling_s'] / aware['window_s']:.0%} of its timed steps "
-                         f"({aware['sampled_tokens'] / aware['steps']:.0f} sampled tokens per step)" + decode_floor(aware))
+                         f"({aware['sampled_tokens'] / aware['steps']:.0f} sampled tokens per step)" + sampling_note(aware))
     return notes
 
 
-def decode_floor(aware: dict) -> str:
-    """Why sampling cannot cost what batched forwards of its tokens cost: each decode forward
-    reads every weight for a handful of rows, where a batched forward reads them once for all."""
+def sampling_note(aware: dict) -> str:
+    """Why sampling cannot cost what batched forwards of its tokens cost (each decode forward
+    reads every weight for a handful of rows, where a batched forward reads them once for all),
+    and what it costs beside decoding itself (the model, adapter off, decoding the same calls)."""
     if not aware.get("decode_steps"):
         return "."
     per_step = aware["sampling_s"] / aware["decode_steps"]
-    return (f"; {aware['decode_steps'] / aware['steps']:.0f} decode forwards per step of at most {aware['decode_rows']} rows, "
+    note = (f"; {aware['decode_steps'] / aware['steps']:.0f} decode forwards per step of at most {aware['decode_rows']} rows, "
             f"{per_step * 1000:.1f} ms each: every one reads all the weights for those rows, where the batched forward "
-            "that prices them reads the weights once for all their tokens.")
+            "that prices them reads the weights once for all their tokens")
+    if aware.get("base_decode_s"):
+        note += (f"; the model with its adapter off decodes the same calls in {aware['base_decode_s']:.2f} s, so sampling costs "
+                 f"{aware['sampling_s'] / aware['base_decode_s']:.2f}x decoding itself")
+    return note + "."
+
 
 
 def summary_notes(results: list[dict], rows: list[dict], args, peak_flops: float | None) -> list[str]:
