@@ -245,26 +245,17 @@ def objlab_worker(spec: dict) -> dict:
 
 
 def base_decode_seconds(trainer, calls: list, device: str) -> float:
-    """Seconds the model with its adapter switched off takes to decode what the timed steps'
-    sampling decoded (the same prompts, samples per prompt, lengths and temperature, through
-    the same decode loop): the cost of decoding itself on this machine, beside which the
-    sampler's own cost is read."""
-    import torch
-
-    from objlab.lm.decode import decode_batch, eos_token_ids, left_padded
-
-    model, tokenizer = trainer.model, trainer.bundle.tokenizer
-    eos = eos_token_ids(model, tokenizer)
-    model.eval()
+    """Seconds the loop's own sampler takes, with the adapter switched off, to repeat the timed
+    steps' sampling calls (the same prompts, samples per prompt, lengths and temperature; no
+    LoRA layer to fold): the cost of decoding itself on this machine, beside which the
+    sampler's cost with the adapter is read."""
+    sample = type(trainer.context).sample  # the unwrapped sampler (``time_sampling`` wraps the instance's)
     window = common.Window(device)
     window.start()
-    with torch.no_grad(), model.disable_adapter():
-        for (prompts, n, max_new_tokens, temperature), _ in calls:
-            encoded = [trainer.encoder.encode_prompt(prompt) for prompt in prompts]
-            input_ids, attention = left_padded(encoded, tokenizer.pad_token_id, next(model.parameters()).device)
-            decode_batch(model, input_ids, attention, max_new_tokens, eos, repeats=n, temperature=temperature)
+    with trainer.model.disable_adapter():
+        for args, kwargs in calls:
+            sample(trainer.context, *args, **kwargs)
     window.stop()
-    model.train()
     return window.seconds
 
 
