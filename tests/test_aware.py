@@ -132,7 +132,7 @@ def test_sampling_folds_the_adapter_and_draws_what_the_policy_draws(trainer, mon
     policy draws; the trained model is back in training mode with its own weights after."""
     import contextlib
 
-    from objlab.lm import peft_compat
+    from objlab.train import loop
 
     with torch.no_grad():
         for name, parameter in trainer.model.named_parameters():
@@ -140,21 +140,21 @@ def test_sampling_folds_the_adapter_and_draws_what_the_policy_draws(trainer, mon
                 parameter.normal_(0.0, 0.5)  # a policy away from the base
     weights = dict(trainer.model.named_parameters())
     prompts = [item.example.prompt for item in trainer.stream.items(0, 3)]
-    folds, real = [], peft_compat.folded_lora
+    folds, real = [], loop.folded_lora
 
     @contextlib.contextmanager
-    def spied(model):
-        with real(model) as folded:
-            folds.append(folded)
+    def spied(model, **options):
+        with real(model, **options) as folded:
+            folds.append((folded, options["buffers"] is trainer.context.fold_buffers))
             yield folded
 
-    monkeypatch.setattr(peft_compat, "folded_lora", spied)
+    monkeypatch.setattr(loop, "folded_lora", spied)
     torch.manual_seed(5)
     folded = trainer.context.sample(prompts, 2, 8, 1.0)
-    monkeypatch.setattr(peft_compat, "folded_lora", lambda model: contextlib.nullcontext(False))
+    monkeypatch.setattr(loop, "folded_lora", lambda model, **options: contextlib.nullcontext(False))
     torch.manual_seed(5)
     plain = trainer.context.sample(prompts, 2, 8, 1.0)
-    assert folds == [True]
+    assert folds == [(True, True)]  # folded, into the loop's kept buffers
     assert [[sample.token_ids for sample in row] for row in folded] == [[sample.token_ids for sample in row] for row in plain]
     assert trainer.model.training and all(weights[name] is parameter for name, parameter in trainer.model.named_parameters())
 

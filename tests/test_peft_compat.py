@@ -156,3 +156,27 @@ def test_folded_lora_gives_the_adapter_and_restores_the_weights(tiny_model, monk
     half.to(torch.bfloat16)
     with peft_compat.folded_lora(half) as folded:
         assert not folded
+
+
+
+def test_folded_lora_rewrites_its_kept_buffers_with_the_adapter_of_the_moment(tiny_model):
+    """With ``FoldBuffers`` (what the training loop keeps), every call folds into the same
+    tensors, and folds the adapter as it is then: after an optimiser step changes B, the next
+    call's logits are the changed adapter's, not the previous fold's."""
+    model, _, _ = peft_model(tiny_model, {"policy": 3})
+    ids = torch.randint(3, 200, (2, 9))
+    buffers = peft_compat.FoldBuffers()
+    pointers = []
+    for _ in range(2):
+        with torch.no_grad():
+            expected = model(input_ids=ids).logits
+            with peft_compat.folded_lora(model, buffers=buffers) as folded:
+                assert folded
+                torch.testing.assert_close(model(input_ids=ids).logits, expected, rtol=1e-5, atol=1e-5)
+                pointers.append(sorted(module.base_layer.weight.data_ptr() for module in model.modules() if hasattr(module, "lora_B")))
+            for name, parameter in model.named_parameters():
+                if "lora_B" in name:
+                    parameter.add_(0.05 * torch.randn_like(parameter))  # "a training step"
+    assert pointers[0] == pointers[1]
+    originals = {module.base_layer.weight.data_ptr() for module in model.modules() if hasattr(module, "lora_B")}
+    assert originals.isdisjoint(pointers[0])  # the trained model's own weights were never written

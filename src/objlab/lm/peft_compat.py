@@ -127,7 +127,7 @@ def _foldable_lora_layers(model) -> list[tuple] | None:
     """(LoRA layer, its adapter) to fold, or None where folding would not give the same
     policy: no LoRA layer, a layer that is not a plain ``Linear`` over a float32/64 weight,
     other than one active adapter, an adapter already merged or switched off, a DoRA (or other
-    variant) adapter, or a LoRA bias (``get_delta_weight`` covers neither)."""
+    variant) adapter, or a LoRA bias (the fold, ``W + scale * B @ A``, covers neither)."""
     import torch
     from peft.tuners.lora import LoraLayer
 
@@ -143,6 +143,8 @@ def _foldable_lora_layers(model) -> list[tuple] | None:
             return None
         if type(layer.base_layer) is not torch.nn.Linear or str(layer.base_layer.weight.dtype).removeprefix("torch.") not in FOLDABLE_DTYPES:
             return None
+        if layer.fan_in_fan_out or type(layer.lora_A[adapter]) is not torch.nn.Linear or type(layer.lora_B[adapter]) is not torch.nn.Linear:
+            return None  # the fold below is B.weight @ A.weight, the layout of Linear's weights
         folds.append((layer, adapter))
     return folds or None
 
@@ -162,8 +164,27 @@ def _total_bytes(device) -> int:
         return 0  # unknown: do not fold
 
 
+class FoldBuffers:
+    """The folded copies of ``folded_lora``, kept per LoRA layer between calls (a layer that is
+    gone takes its buffer with it)."""
+
+    def __init__(self) -> None:
+        import weakref
+
+        self._buffers = weakref.WeakKeyDictionary()
+
+    def buffer_for(self, layer, weight):
+        """A tensor shaped, typed and placed like ``weight``, the same one on every call."""
+        import torch
+
+        buffer = self._buffers.get(layer)
+        if buffer is None or buffer.shape != weight.shape or buffer.dtype != weight.dtype or buffer.device != weight.device:
+            buffer = self._buffers[layer] = torch.empty_like(weight, memory_format=torch.contiguous_format)
+        return buffer
+
+
 @contextlib.contextmanager
-def folded_lora(model, memory_share: float = 0.125):
+def folded_lora(model, memory_share: float = 0.125, buffers: FoldBuffers | None = None):
     """A context in which ``model``'s LoRA layers compute with their base weight plus the
     adapter's update folded into a copy (``W + scale * B @ A``), their LoRA branch switched
     off; yields whether it folded. The trained weights are never touched: each layer's base
@@ -174,6 +195,12 @@ def folded_lora(model, memory_share: float = 0.125):
     the memory of the weights' device (its total, so the choice is the same on every run on
     that machine); otherwise it yields False and the model is unchanged. For sampling with no
     gradient: outputs equal the unfolded model's to float rounding.
+
+    ``buffers`` (a ``FoldBuffers`` the caller keeps) holds the copies from one call to the
+    next, rewritten in place: allocating them afresh cost more than folding itself (on the
+    Qwen2.5-0.5B shape on CPU, 1.8-7 s of page faults per call against 0.3 s for the products),
+    a fifth of what ``aware``'s sampling then spent decoding. The copies then stay in memory
+    between calls (within ``memory_share``).
     """
     import torch
 
@@ -192,9 +219,11 @@ def folded_lora(model, memory_share: float = 0.125):
         with torch.no_grad():
             for layer, adapter in folds:
                 original = layer.base_layer.weight
-                delta = layer.get_delta_weight(adapter)
+                up, down = (module[adapter].weight.to(original.dtype) for module in (layer.lora_B, layer.lora_A))
+                target = buffers.buffer_for(layer, original) if buffers is not None else None
+                folded = torch.addmm(original, up, down, alpha=layer.scaling[adapter], out=target)
                 swapped.append((layer, original))
-                layer.base_layer.weight = torch.nn.Parameter(original + delta, requires_grad=False)
+                layer.base_layer.weight = torch.nn.Parameter(folded, requires_grad=False)
                 layer._disable_adapters = True
         yield True
     finally:

@@ -45,6 +45,7 @@ from objlab.lm.loading import (
 )
 from objlab.lm.logits import LogitHead
 from objlab.lm.masks import supports_block_mask
+from objlab.lm.peft_compat import FoldBuffers, folded_lora
 from objlab.objectives import registry
 from objlab.objectives.base import Objective, Sample, StepContext
 from objlab.progress import Board, board_or_quiet
@@ -126,6 +127,7 @@ class LoopContext(StepContext):
     def __init__(self, model, encoder: ChatEncoder, tokenizer) -> None:
         self.model, self.encoder, self.tokenizer = model, encoder, tokenizer
         self.compute_tokens = 0
+        self.fold_buffers = FoldBuffers()  # sampling's folded weights, rewritten in place at every call
 
     def add_compute_tokens(self, count: int) -> None:
         self.compute_tokens += count
@@ -134,11 +136,11 @@ class LoopContext(StepContext):
     def sample(self, prompts, n, max_new_tokens, temperature):
         """``n`` samples per prompt through objlab's decode loop: each prompt forwarded once and
         its cache shared by its ``n`` samples, finished rows leave the batch, LoRA folded into
-        copies of the weights where that is exact to float32 (``peft_compat.folded_lora``); draws from the
-        global RNG, which checkpoints capture, so a resumed run samples the same. Compute
-        tokens count what was forwarded: each prompt once, every sampled token."""
+        copies of the weights, kept and rewritten at every call, where that is exact to float32
+        (``peft_compat.folded_lora``); draws from the global RNG, which checkpoints capture, so a
+        resumed run samples the same. Compute tokens count what was forwarded: each prompt once,
+        every sampled token."""
         from objlab.lm.decode import decode_batch, eos_token_ids, left_padded
-        from objlab.lm.peft_compat import folded_lora
 
         encoded = [self.encoder.encode_prompt(prompt) for prompt in prompts]
         device = next(self.model.parameters()).device
@@ -146,7 +148,7 @@ class LoopContext(StepContext):
         eos = eos_token_ids(self.model, self.tokenizer)
         self.model.eval()
         try:
-            with folded_lora(self.model):
+            with folded_lora(self.model, buffers=self.fold_buffers):
                 rows = decode_batch(self.model, input_ids, attention, max_new_tokens, eos, repeats=n, temperature=temperature)
         finally:
             self.model.train()
