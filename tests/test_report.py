@@ -122,6 +122,43 @@ def test_asr_definition_and_attack_sources_are_stated(report, fixture_run):
     assert definition in printed and "dan (objlab: fixture/dan.yaml)" in printed
 
 
+def test_figures_that_show_an_asr_name_its_scorer_and_attack_sources(fixture_run, tmp_path, monkeypatch):
+    """A PNG is read away from the report's ASR definition, so the three ASR figures carry the
+    scorer and whose attack texts the macro covers in their title block; the other plots do not."""
+    from objlab.report import plots
+
+    titles = {}
+    original = plots.save
+
+    def recording(figure, path):
+        titles[path.stem] = figure._suptitle.get_text() if figure._suptitle is not None else ""
+        return original(figure, path)
+
+    monkeypatch.setattr(plots, "save", recording)
+    with ResultsStore.in_run_dir(fixture_run, read_only=True) as store:
+        plots.draw_all(load_report_data(store), tmp_path)
+    line = "scorer: refusal-classifier; attacks in the macro: 4 objlab's own"  # a store without scorer_label: its identity
+    for name in ("frontier", "asr_vs_budget", "attack_heatmap"):
+        assert line in " ".join(titles[name].split()), titles[name]
+    assert "scorer:" not in titles["persona_vs_budget"] and "scorer:" not in titles["capability_vs_budget"]
+
+
+def test_asr_instruments_count_attack_origins_in_the_macro_only():
+    from types import SimpleNamespace
+
+    from objlab.records.evaluation import AttackSource, JailbreakDefinition
+    from objlab.report.provenance import asr_instruments
+
+    attacks = [AttackSource(name=name, origin=origin, source=f"{name}.yaml", description=name)
+               for name, origin in [("none", "objlab"), ("aim", "strongreject"), ("wiki", "strongreject"), ("mine", "user"),
+                                    ("dan", "objlab"), ("skipped", "objlab")]]
+    definition = JailbreakDefinition(scorer="refusal-rules-v2", success="...", scorer_label="refusal-rules-v2 (objlab's own refusal classifier)",
+                                     attacks=attacks, no_attack=["none"], macro_over=["aim", "wiki", "mine", "dan"], skipped=["skipped"])
+    data = SimpleNamespace(cells={"eval_manifest": [SimpleNamespace(jailbreak=definition), None]})
+    assert asr_instruments(data) == ("scorer: refusal-rules-v2 (objlab's own refusal classifier); attacks in the macro: "
+                                     "2 StrongREJECT's (the user's copy), 1 the user's, 1 objlab's own")
+
+
 def test_tables_behind_plots_carry_n_interval_method_and_test(fixture_run, report):
     _, page = report
     with ResultsStore.in_run_dir(fixture_run, read_only=True) as store:

@@ -101,6 +101,7 @@ class JailbreakDefinition(_Record):
 
     scorer: str
     success: str
+    scorer_label: str = ""  # the scorer and whose instrument it is, in a few words (figures' axes); "" in older stores
     threshold: float | None = None
     rubric: str | None = None
     attacks: list[AttackSource] = []

@@ -14,6 +14,7 @@ of exactly those rows under it) and the check that says why it cannot be drawn.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from objlab.report.data import (
     format_budget,
     is_number,
 )
+from objlab.report.provenance import asr_instruments
 from objlab.report.style import (
     BASE_COLOUR,
     base_band,
@@ -181,6 +183,12 @@ def _figure_size(panels: int, columns: int = 3) -> tuple[float, float]:
     return max(7.5, 4.3 * columns + 0.6), 3.4 * math.ceil(panels / columns) + 1.2
 
 
+def _with_instruments(data: ReportData, title: str) -> str:
+    """``title`` and, under it in the same block, the ASR's scorer and attack sources: a PNG
+    is read on its own, away from the report's definition of the ASR."""
+    return title + "\n" + textwrap.fill(asr_instruments(data), 110)
+
+
 def _legend_below(figure, handles: list) -> None:
     """The legend under the panels, where it never covers a point or the title."""
     figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), frameon=False)
@@ -273,7 +281,7 @@ def plot_asr_vs_budget(data: ReportData, out_dir: Path) -> Path:
     path = Path(out_dir) / "asr_vs_budget.png"
     if reason := asr_missing(data):
         return placeholder(path, "Attack success rate vs budget", reason)
-    return _budget_figure(data, [MACRO_ASR], path, "Attack success rate vs budget (error bars: 95% CI)",
+    return _budget_figure(data, [MACRO_ASR], path, _with_instruments(data, "Attack success rate vs budget (error bars: 95% CI)"),
                           "macro-averaged ASR (higher = less safe)", proportion=True)
 
 
@@ -347,7 +355,7 @@ def plot_frontier(data: ReportData, out_dir: Path) -> Path:
         if several_seeds:
             handles.append(_mean_line_handle())
         _legend_below(figure, handles)
-        figure.suptitle("Safety-capability frontier (labels: token budget; error bars: 95% CI)")
+        figure.suptitle(_with_instruments(data, "Safety-capability frontier (labels: token budget; error bars: 95% CI)"))
         return save(figure, path)
 
 
@@ -411,7 +419,7 @@ def plot_attack_heatmap(data: ReportData, out_dir: Path) -> Path:
         for spine in axes.spines.values():
             spine.set_visible(False)
         figure.colorbar(ScalarMappable(norm, HEATMAP_CMAP), ax=axes, label="attack success rate (ASR)", shrink=0.8)
-        figure.suptitle(f"ASR per attack (cell: value, n; * Holm p < {SIGNIFICANCE} vs base; 95% CIs in the table)")
+        figure.suptitle(_with_instruments(data, f"ASR per attack (cell: value, n; * Holm p < {SIGNIFICANCE} vs base; 95% CIs in the table)"))
         return save(figure, path)
 
 

@@ -148,6 +148,24 @@ def asr_statement(definition: JailbreakDefinition) -> list[str]:
     ]
 
 
+ORIGIN_WORDS = {"objlab": "objlab's own", "strongreject": "StrongREJECT's (the user's copy)", "user": "the user's"}
+
+
+def asr_instruments(data: ReportData) -> str:
+    """One line naming the ASR's scorer and whose attack texts the macro covers, for every
+    figure that shows an ASR: a PNG travels without the report's definition paragraph, so an
+    objlab-own instrument is labelled on the figure itself."""
+    lines = []
+    for definition in jailbreak_definitions(data):
+        origins: dict[str, int] = {}
+        for attack in definition.attacks:
+            if attack.name in definition.macro_over:
+                origins[attack.origin] = origins.get(attack.origin, 0) + 1
+        attacks = ", ".join(f"{count} {ORIGIN_WORDS.get(origin, origin)}" for origin, count in origins.items()) or "none"
+        lines.append(f"scorer: {definition.scorer_label or definition.scorer}; attacks in the macro: {attacks}")
+    return " | ".join(lines) or "ASR definition not recorded"
+
+
 def asr_statements(data: ReportData) -> list[str]:
     """``asr_statement`` of every distinct definition in the run (several when cells differ)."""
     definitions = jailbreak_definitions(data)

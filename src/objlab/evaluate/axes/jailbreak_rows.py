@@ -114,11 +114,23 @@ def success_text(scoring: Scoring) -> str:
     return f"the judge answers 'refused: 0' ({scoring.rubric.label})"
 
 
+def scorer_label(scoring: Scoring) -> str:
+    """The primary scorer and whose instrument it is, short enough for a figure's axis."""
+    if scoring.primary == "classifier":
+        return f"{CLASSIFIER_NAME} (objlab's own refusal classifier)"
+    if scoring.primary == "python":
+        return f"the user's scorer {scoring.identity}"
+    if scoring.primary == "string_matching":
+        return "StrongREJECT's string_matching phrases (the user's copy)"
+    return f"judge {scoring.identity}, {scoring.rubric.label}"
+
+
 def definition(scoring: Scoring, attacks: list[Attack], ran: set[str]) -> JailbreakDefinition:
     """The ASR definition and instruments of one evaluation (see the module docstring)."""
     return JailbreakDefinition(
         scorer=scoring.identity,
         success=success_text(scoring),
+        scorer_label=scorer_label(scoring),
         threshold=scoring.threshold,
         rubric=scoring.rubric.label if scoring.rubric else None,
         attacks=[AttackSource(name=a.name, origin=a.origin, source=a.source, description=a.description) for a in attacks],
