@@ -26,7 +26,14 @@ from itertools import combinations
 from objlab.evaluate.results.stats import PairedTest, holm, mcnemar, paired_difference
 from objlab.records.items import ItemRecord, MetricRow
 
-CAPABILITY_FIELDS = ("correct_flexible", "correct_strict", "correct")
+# The capability figures (metric) and the item field each is counted from; a between-cells
+# test uses one outcome per problem, the first of CAPABILITY_FIELDS an item has.
+CAPABILITY_OUTCOMES = {
+    "accuracy_strict": "correct_strict",
+    "accuracy_flexible": "correct_flexible",
+    "accuracy": "correct",
+}
+CAPABILITY_FIELDS = tuple(CAPABILITY_OUTCOMES[metric] for metric in ("accuracy_flexible", "accuracy_strict", "accuracy"))
 
 
 def defined(value) -> bool:
@@ -96,15 +103,17 @@ def cell_tests(mine: Sequence[ItemRecord], theirs: Sequence[ItemRecord], attacks
     return tests
 
 
-def adjusted_rows(tests: list[Tested], family: str) -> list[MetricRow]:
-    """MetricRows for ``tests``, their p-values Holm-adjusted over the whole list."""
+def adjusted_rows(tests: list[Tested], family: str, compared: str | None = None) -> list[MetricRow]:
+    """MetricRows for ``tests``, their p-values Holm-adjusted over the whole list; ``comparison``
+    says what was paired (``compared``, e.g. "cell - base") on how many items, and the family."""
     adjusted = holm([tested.test.p_value for tested in tests]) if tests else []
+    paired = (lambda n: f"{compared} on {n} paired items") if compared else (lambda n: f"paired on {n} items")
     return [
         MetricRow(
             tested.axis, tested.metric, tested.group, tested.test.mean_difference, tested.test.n,
             tested.test.ci_low, tested.test.ci_high, tested.test.method,
             note=f"unadjusted p = {tested.test.p_value:.4g}", p_value=p,
-            comparison=f"paired on {tested.test.n} items; p Holm-adjusted over {len(tests)} {family}",
+            comparison=f"{paired(tested.test.n)}; p Holm-adjusted over {len(tests)} {family}",
         )
         for tested, p in zip(tests, adjusted)
     ]

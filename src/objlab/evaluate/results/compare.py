@@ -26,18 +26,13 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from objlab.errors import StateError
-from objlab.evaluate.results.between import defined, macro_test
+from objlab.evaluate.results.between import CAPABILITY_OUTCOMES, Tested, adjusted_rows, defined, macro_test
 from objlab.evaluate.results.eval_result import EvalResult
 from objlab.evaluate.results.harness_results import number
-from objlab.evaluate.results.stats import PairedTest, holm, mcnemar, paired_difference
+from objlab.evaluate.results.stats import PairedTest, mcnemar, paired_difference
 from objlab.records.items import ItemRecord, MetricRow
 
 Outcome = Callable[[ItemRecord], float | bool | None]
-CAPABILITY_OUTCOMES = {
-    "accuracy_strict": "correct_strict",
-    "accuracy_flexible": "correct_flexible",
-    "accuracy": "correct",
-}
 
 
 def _pairs(cell: list[ItemRecord], base: dict[tuple, ItemRecord], outcome: Outcome) -> dict[str, tuple[list, list]]:
@@ -57,15 +52,7 @@ def _pairs(cell: list[ItemRecord], base: dict[tuple, ItemRecord], outcome: Outco
 
 def _family(axis: str, tests: dict[tuple[str, str], PairedTest], family: str) -> list[MetricRow]:
     """Rows for one family of tests keyed by (metric, group), p-values Holm-adjusted over it."""
-    keys = list(tests)
-    adjusted = holm([tests[key].p_value for key in keys])
-    rows = []
-    for (metric, group), p_adjusted in zip(keys, adjusted):
-        test = tests[(metric, group)]
-        comparison = f"cell - base on {test.n} paired items; p Holm-adjusted over {len(keys)} {family}"
-        rows.append(MetricRow(axis, metric, group, test.mean_difference, test.n, test.ci_low, test.ci_high, test.method,
-                              note=f"unadjusted p = {test.p_value:.4g}", p_value=p_adjusted, comparison=comparison))
-    return rows
+    return adjusted_rows([Tested(axis, metric, group, test) for (metric, group), test in tests.items()], family, "cell - base")
 
 
 def _lm_eval_tests(cell: list[ItemRecord], base: dict[tuple, ItemRecord]) -> dict[tuple[str, str], PairedTest]:
