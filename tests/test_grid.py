@@ -220,3 +220,24 @@ def test_grid_with_strongreject_instruments_states_them_in_every_table(tmp_path,
     headline = runner.invoke(app, ["results", str(run_dir)], env={"COLUMNS": "250"})
     assert headline.exit_code == 0, headline.output
     assert "macro ASR = the mean over strongreject/dev_mode_v2" in headline.output and "success: the judge answers" in headline.output
+
+
+def test_plan_estimate_prices_each_phase_at_its_measured_rate():
+    """The estimate by hand: rates measured on a model of P matmul parameters, scaled to one
+    twice as large; a persona statement (the benchmark's unit) is two scored answers."""
+    from objlab.runner.plan import EvalPlan, GridPlan, UnitPlan, estimate_seconds
+
+    unit = UnitPlan("dpo/seed-0", "dpo", steps=10, task_tokens=3000, compute_tokens=1500, generated_tokens=0,
+                    cells=["a"], pending=["a"])
+    done = UnitPlan("sft/seed-0", "sft", steps=10, task_tokens=3000, compute_tokens=0, generated_tokens=0, cells=["b"], pending=[])
+    evaluation = EvalPlan(checkpoints=2, generations_per_checkpoint=10, generated_tokens_per_checkpoint=400,
+                          scored_items_per_checkpoint=60, judge_calls_per_checkpoint=0,
+                          lm_eval_requests_per_checkpoint={"loglikelihood": 40, "generate_until": 5},
+                          lm_eval_generated_tokens_per_checkpoint=100)
+    rates = {"matmul_parameters": 1000, "train_tokens_per_s": 100.0, "generate_tokens_per_s": 50.0,
+             "score_items_per_s": 20.0, "measured": "today"}
+    estimate = estimate_seconds(GridPlan("snapshots", [unit, done], evaluation, True, None), 2000, rates)
+    assert estimate["train_s"] == pytest.approx((3000 + 1500 / 3) / 50.0)  # the finished unit costs nothing
+    # per checkpoint: (400 + 100) tokens at 25/s; (60 answers + 40 log-likelihoods) at 2 x 10 statements/s
+    assert estimate["eval_s"] == pytest.approx(2 * (500 / 25.0 + 100 / 20.0))
+    assert estimate["rates_from"] == "today"

@@ -29,6 +29,9 @@ from objlab.store import BASE_CELL
 from objlab.train.steps import forwarded_tokens, prepare_step
 
 
+ANSWERS_PER_SCORED_ITEM = 2  # rates.json's score_items_per_s: persona statements, each scored with two answers
+
+
 @dataclass
 class UnitPlan:
     unit: str
@@ -176,11 +179,13 @@ def estimate_seconds(plan: GridPlan, matmul_parameters: int, rates: dict) -> dic
     train = sum((unit.task_tokens + unit.compute_tokens / 3 + unit.generated_tokens) / train_rate for unit in pending_units)
     evaluation = plan.evaluation
     generated = evaluation.generated_tokens_per_checkpoint + evaluation.lm_eval_generated_tokens_per_checkpoint
-    # An lm-eval log-likelihood request is one scored continuation, as a persona answer is.
+    # An lm-eval log-likelihood request is one scored continuation, as a persona answer is; the
+    # benchmark's rate counts persona statements, each two scored answers.
     scored = evaluation.scored_items_per_checkpoint + sum(
         count for kind, count in evaluation.lm_eval_requests_per_checkpoint.items() if kind != "generate_until"
     )
-    per_checkpoint = generated / (rates["generate_tokens_per_s"] / scale) + scored / (rates["score_items_per_s"] / scale)
+    answers_per_s = ANSWERS_PER_SCORED_ITEM * rates["score_items_per_s"] / scale
+    per_checkpoint = generated / (rates["generate_tokens_per_s"] / scale) + scored / answers_per_s
     return {"train_s": train, "eval_s": per_checkpoint * evaluation.checkpoints, "rates_from": rates.get("measured", "?")}
 
 
