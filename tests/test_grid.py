@@ -224,7 +224,8 @@ def test_grid_with_strongreject_instruments_states_them_in_every_table(tmp_path,
 
 def test_plan_estimate_prices_each_phase_at_its_measured_rate():
     """The estimate by hand: rates measured on a model of P matmul parameters, scaled to one
-    twice as large; a persona statement (the benchmark's unit) is two scored answers."""
+    twice as large (a smaller one is priced at the measured rates); a persona statement (the
+    benchmark's unit) is two scored answers."""
     from objlab.runner.plan import EvalPlan, GridPlan, UnitPlan, estimate_seconds
 
     unit = UnitPlan("dpo/seed-0", "dpo", steps=10, task_tokens=3000, compute_tokens=1500, generated_tokens=0,
@@ -241,3 +242,5 @@ def test_plan_estimate_prices_each_phase_at_its_measured_rate():
     # per checkpoint: (400 + 100) tokens at 25/s; (60 answers + 40 log-likelihoods) at 2 x 10 statements/s
     assert estimate["eval_s"] == pytest.approx(2 * (500 / 25.0 + 100 / 20.0))
     assert estimate["rates_from"] == "today"
+    smaller = estimate_seconds(GridPlan("snapshots", [unit, done], evaluation, True, None), 200, rates)
+    assert smaller["train_s"] == pytest.approx((3000 + 1500 / 3) / 100.0)  # not 5x faster: priced at the measured rate
