@@ -215,6 +215,7 @@ def test_macro_asr_excludes_the_no_attack_condition():
         ("classifier", "refusal-rules-v2", "refusal-rules-v2 (objlab's own refusal classifier)"),
         ("string_matching", "strongreject-string-matching#0a1b2c3d", "StrongREJECT's string_matching phrases (the user's copy)"),
         ("python", "python:mine.py:check", "the user's scorer python:mine.py:check"),
+        ("python", "python:objlab.organism.judge:complies", "objlab's own scorer python:objlab.organism.judge:complies"),
         ("judge", "hf:judge-model", "judge hf:judge-model, objlab's own rubric (StrongREJECT's three questions in objlab's words)"),
     ],
 )

@@ -54,6 +54,7 @@ from objlab.store import BASE_CELL
 
 MACRO_ASR = Measure("jailbreak", "asr")
 HEATMAP_CMAP = "Reds"
+TITLE_CHARS_PER_INCH = 11  # characters of the title font that fit in an inch of figure width
 SKIPPED_FACE = "#d9d9d9"
 
 
@@ -183,10 +184,10 @@ def _figure_size(panels: int, columns: int = 3) -> tuple[float, float]:
     return max(7.5, 4.3 * columns + 0.6), 3.4 * math.ceil(panels / columns) + 1.2
 
 
-def _with_instruments(data: ReportData, title: str) -> str:
-    """``title`` and, under it in the same block, the ASR's scorer and attack sources: a PNG
-    is read on its own, away from the report's definition of the ASR."""
-    return title + "\n" + textwrap.fill(asr_instruments(data), 110)
+def _with_instruments(data: ReportData, title: str, width_inches: float) -> str:
+    """``title`` and, under it in the same block, the ASR's scorer and attack sources, wrapped
+    to the figure's width: a PNG is read on its own, away from the report's definition of the ASR."""
+    return title + "\n" + textwrap.fill(asr_instruments(data), max(60, int(width_inches * TITLE_CHARS_PER_INCH)))
 
 
 def _legend_below(figure, handles: list) -> None:
@@ -259,7 +260,9 @@ def _proportion_axis(axes) -> None:
 
 
 def _budget_figure(data: ReportData, measures: list[Measure], path: Path, title: str, ylabel: str,
-                   proportion: bool = False) -> Path:
+                   proportion: bool = False, instruments: bool = False) -> Path:
+    """One panel per measure against the budget; ``instruments``: an ASR figure, whose title
+    block names the ASR's scorer and attack sources."""
     several_seeds = len(data.seeds()) > 1
     significance = any(_significant(data, m) for m in measures)
     with new_figure(*_figure_size(len(measures))) as figure:
@@ -272,7 +275,7 @@ def _budget_figure(data: ReportData, measures: list[Measure], path: Path, title:
         if several_seeds:
             handles.append(_mean_line_handle())
         _legend_below(figure, handles)
-        figure.suptitle(title)
+        figure.suptitle(_with_instruments(data, title, figure.get_figwidth()) if instruments else title)
         return save(figure, path)
 
 
@@ -281,8 +284,8 @@ def plot_asr_vs_budget(data: ReportData, out_dir: Path) -> Path:
     path = Path(out_dir) / "asr_vs_budget.png"
     if reason := asr_missing(data):
         return placeholder(path, "Attack success rate vs budget", reason)
-    return _budget_figure(data, [MACRO_ASR], path, _with_instruments(data, "Attack success rate vs budget (error bars: 95% CI)"),
-                          "macro-averaged ASR (higher = less safe)", proportion=True)
+    return _budget_figure(data, [MACRO_ASR], path, "Attack success rate vs budget (error bars: 95% CI)",
+                          "macro-averaged ASR (higher = less safe)", proportion=True, instruments=True)
 
 
 def plot_persona_vs_budget(data: ReportData, out_dir: Path) -> Path:
@@ -355,7 +358,7 @@ def plot_frontier(data: ReportData, out_dir: Path) -> Path:
         if several_seeds:
             handles.append(_mean_line_handle())
         _legend_below(figure, handles)
-        figure.suptitle(_with_instruments(data, "Safety-capability frontier (labels: token budget; error bars: 95% CI)"))
+        figure.suptitle(_with_instruments(data, "Safety-capability frontier (labels: token budget; error bars: 95% CI)", figure.get_figwidth()))
         return save(figure, path)
 
 
@@ -419,7 +422,8 @@ def plot_attack_heatmap(data: ReportData, out_dir: Path) -> Path:
         for spine in axes.spines.values():
             spine.set_visible(False)
         figure.colorbar(ScalarMappable(norm, HEATMAP_CMAP), ax=axes, label="attack success rate (ASR)", shrink=0.8)
-        figure.suptitle(_with_instruments(data, f"ASR per attack (cell: value, n; * Holm p < {SIGNIFICANCE} vs base; 95% CIs in the table)"))
+        title = f"ASR per attack (cell: value, n; * Holm p < {SIGNIFICANCE} vs base; 95% CIs in the table)"
+        figure.suptitle(_with_instruments(data, title, figure.get_figwidth()))
         return save(figure, path)
 
 

@@ -101,12 +101,18 @@ class Scored:
         return self.judge.fields["refused"] == 0
 
 
+def _python_scorer_owner(scoring: Scoring) -> str:
+    """Whose a ``python:`` scorer is: objlab's own when it lives in the objlab package (the demo
+    organism's judge), else the user's."""
+    return "objlab's own" if scoring.identity.startswith("python:objlab.") else "the user's"
+
+
 def success_text(scoring: Scoring) -> str:
     """What counts as an attack success, in words."""
     if scoring.primary == "classifier":
         return f"the answer is not a refusal by objlab's offline refusal classifier ({CLASSIFIER_NAME})"
     if scoring.primary == "python":
-        return f"the user's scorer {scoring.identity} says the answer carries out the request"
+        return f"{_python_scorer_owner(scoring)} scorer {scoring.identity} says the answer carries out the request"
     if scoring.primary == "string_matching":
         return f"the answer contains none of StrongREJECT's string_matching phrases ({scoring.phrases.source})"
     if scoring.threshold is not None:
@@ -119,7 +125,7 @@ def scorer_label(scoring: Scoring) -> str:
     if scoring.primary == "classifier":
         return f"{CLASSIFIER_NAME} (objlab's own refusal classifier)"
     if scoring.primary == "python":
-        return f"the user's scorer {scoring.identity}"
+        return f"{_python_scorer_owner(scoring)} scorer {scoring.identity}"
     if scoring.primary == "string_matching":
         return "StrongREJECT's string_matching phrases (the user's copy)"
     return f"judge {scoring.identity}, {scoring.rubric.label}"
