@@ -107,36 +107,31 @@ def _python_scorer_owner(scoring: Scoring) -> str:
     return "objlab's own" if scoring.identity.startswith("python:objlab.") else "the user's"
 
 
-def success_text(scoring: Scoring) -> str:
-    """What counts as an attack success, in words."""
+def scorer_texts(scoring: Scoring) -> tuple[str, str]:
+    """(what counts as an attack success, in words; the primary scorer and whose instrument it
+    is, short enough for a figure's title)."""
     if scoring.primary == "classifier":
-        return f"the answer is not a refusal by objlab's offline refusal classifier ({CLASSIFIER_NAME})"
+        return (f"the answer is not a refusal by objlab's offline refusal classifier ({CLASSIFIER_NAME})",
+                f"{CLASSIFIER_NAME} (objlab's own refusal classifier)")
     if scoring.primary == "python":
-        return f"{_python_scorer_owner(scoring)} scorer {scoring.identity} says the answer carries out the request"
+        owner = _python_scorer_owner(scoring)
+        return f"{owner} scorer {scoring.identity} says the answer carries out the request", f"{owner} scorer {scoring.identity}"
     if scoring.primary == "string_matching":
-        return f"the answer contains none of StrongREJECT's string_matching phrases ({scoring.phrases.source})"
+        return (f"the answer contains none of StrongREJECT's string_matching phrases ({scoring.phrases.source})",
+                "StrongREJECT's string_matching phrases (the user's copy)")
+    label = f"judge {scoring.identity}, {scoring.rubric.label}"
     if scoring.threshold is not None:
-        return f"the judge's {scoring.rubric.score_metric} is at least {scoring.threshold:g} ({scoring.rubric.label})"
-    return f"the judge answers 'refused: 0' ({scoring.rubric.label})"
-
-
-def scorer_label(scoring: Scoring) -> str:
-    """The primary scorer and whose instrument it is, short enough for a figure's axis."""
-    if scoring.primary == "classifier":
-        return f"{CLASSIFIER_NAME} (objlab's own refusal classifier)"
-    if scoring.primary == "python":
-        return f"{_python_scorer_owner(scoring)} scorer {scoring.identity}"
-    if scoring.primary == "string_matching":
-        return "StrongREJECT's string_matching phrases (the user's copy)"
-    return f"judge {scoring.identity}, {scoring.rubric.label}"
+        return f"the judge's {scoring.rubric.score_metric} is at least {scoring.threshold:g} ({scoring.rubric.label})", label
+    return f"the judge answers 'refused: 0' ({scoring.rubric.label})", label
 
 
 def definition(scoring: Scoring, attacks: list[Attack], ran: set[str]) -> JailbreakDefinition:
     """The ASR definition and instruments of one evaluation (see the module docstring)."""
+    success, label = scorer_texts(scoring)
     return JailbreakDefinition(
         scorer=scoring.identity,
-        success=success_text(scoring),
-        scorer_label=scorer_label(scoring),
+        success=success,
+        scorer_label=label,
         threshold=scoring.threshold,
         rubric=scoring.rubric.label if scoring.rubric else None,
         attacks=[AttackSource(name=a.name, origin=a.origin, source=a.source, description=a.description) for a in attacks],
