@@ -143,6 +143,28 @@ def test_figures_that_show_an_asr_name_its_scorer_and_attack_sources(fixture_run
     assert "scorer:" not in titles["persona_vs_budget"] and "scorer:" not in titles["capability_vs_budget"]
 
 
+@pytest.mark.parametrize(
+    ("primary", "identity", "expected"),
+    [
+        ("classifier", "refusal-rules-v2", "refusal-rules-v2 (objlab's own refusal classifier)"),
+        ("string_matching", "strongreject-string-matching#0a1b2c3d", "StrongREJECT's string_matching phrases (the user's copy)"),
+        ("python", "python:mine.py:check", "the user's scorer python:mine.py:check"),
+        ("python", "python:objlab.organism.judge:complies", "objlab's own scorer python:objlab.organism.judge:complies"),
+        ("judge", "hf:judge-model", "judge hf:judge-model, objlab's own rubric (StrongREJECT's three questions in objlab's words)"),
+    ],
+)
+def test_the_definition_says_whose_scorer_decides_success(primary, identity, expected):
+    """The short label the report's ASR figures carry: which scorer, and whether it is objlab's
+    own instrument or a published one read from the user's files."""
+    from objlab.evaluate.axes.jailbreak_rows import Scoring, definition
+    from objlab.evaluate.scoring.rubrics import OBJLAB_JAILBREAK_RUBRIC
+    from objlab.evaluate.scoring.string_matching import PhraseList
+
+    phrases = PhraseList("string_matching.txt", ("I'm sorry",))
+    scoring = Scoring(primary, identity, OBJLAB_JAILBREAK_RUBRIC if primary == "judge" else None, phrases)
+    assert definition(scoring, [], set()).scorer_label == expected
+
+
 def test_asr_instruments_count_attack_origins_in_the_macro_only():
     from types import SimpleNamespace
 

@@ -208,24 +208,3 @@ def test_macro_asr_excludes_the_no_attack_condition():
     assert "not included: strongreject/none (no-attack condition" in macro.note
     assert defined.no_attack == ["strongreject/none"] and defined.macro_over == ["strongreject/aim", "strongreject/wikipedia"]
 
-
-@pytest.mark.parametrize(
-    ("primary", "identity", "expected"),
-    [
-        ("classifier", "refusal-rules-v2", "refusal-rules-v2 (objlab's own refusal classifier)"),
-        ("string_matching", "strongreject-string-matching#0a1b2c3d", "StrongREJECT's string_matching phrases (the user's copy)"),
-        ("python", "python:mine.py:check", "the user's scorer python:mine.py:check"),
-        ("python", "python:objlab.organism.judge:complies", "objlab's own scorer python:objlab.organism.judge:complies"),
-        ("judge", "hf:judge-model", "judge hf:judge-model, objlab's own rubric (StrongREJECT's three questions in objlab's words)"),
-    ],
-)
-def test_the_definition_says_whose_scorer_decides_success(primary, identity, expected):
-    """The short label the report's ASR figures carry: which scorer, and whether it is objlab's
-    own instrument or a published one read from the user's files."""
-    from objlab.evaluate.axes.jailbreak_rows import Scoring, definition
-    from objlab.evaluate.scoring.rubrics import OBJLAB_JAILBREAK_RUBRIC
-    from objlab.evaluate.scoring.string_matching import PhraseList
-
-    phrases = PhraseList("string_matching.txt", ("I'm sorry",))
-    scoring = Scoring(primary, identity, OBJLAB_JAILBREAK_RUBRIC if primary == "judge" else None, phrases)
-    assert definition(scoring, [], set()).scorer_label == expected
