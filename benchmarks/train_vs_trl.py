@@ -609,7 +609,6 @@ def sampling_note(aware: dict) -> str:
     return note + "."
 
 
-
 def summary_notes(results: list[dict], rows: list[dict], args, peak_flops: float | None) -> list[str]:
     done = [r for r in results if r["side"] != "peak" and "error" not in r]
     notes = []

@@ -158,7 +158,6 @@ def test_folded_lora_gives_the_adapter_and_restores_the_weights(tiny_model, monk
         assert not folded
 
 
-
 def test_folded_lora_rewrites_its_kept_buffers_with_the_adapter_of_the_moment(tiny_model):
     """With ``FoldBuffers`` (what the training loop keeps), every call folds into the same
     tensors, and folds the adapter as it is then: after an optimiser step changes B, the next

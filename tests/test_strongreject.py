@@ -207,4 +207,3 @@ def test_macro_asr_excludes_the_no_attack_condition():
     assert "macro over 2 attack(s): strongreject/aim, strongreject/wikipedia" in macro.note
     assert "not included: strongreject/none (no-attack condition" in macro.note
     assert defined.no_attack == ["strongreject/none"] and defined.macro_over == ["strongreject/aim", "strongreject/wikipedia"]
-

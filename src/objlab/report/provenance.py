@@ -10,6 +10,7 @@ Everything here is plain text: escaping is the renderer's job.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable
 
 import pandas as pd
@@ -157,10 +158,7 @@ def asr_instruments(data: ReportData) -> str:
     objlab-own instrument is labelled on the figure itself."""
     lines = []
     for definition in jailbreak_definitions(data):
-        origins: dict[str, int] = {}
-        for attack in definition.attacks:
-            if attack.name in definition.macro_over:
-                origins[attack.origin] = origins.get(attack.origin, 0) + 1
+        origins = Counter(attack.origin for attack in definition.attacks if attack.name in definition.macro_over)
         attacks = ", ".join(f"{count} {ORIGIN_WORDS.get(origin, origin)}" for origin, count in origins.items()) or "none"
         lines.append(f"scorer: {definition.scorer_label or definition.scorer}; attacks in the macro: {attacks}")
     return " | ".join(lines) or "ASR definition not recorded"
