@@ -25,7 +25,7 @@ from typing import Any
 from objlab.organism.build import Organism
 
 # 24k, not more: on organism seed 1 SFT's ASR peaks near 18k tokens and falls back to 0.22 by
-# 36k (continued arithmetic fine-tuning re-separates the prompts); the README shows the curves.
+# 36k (continued arithmetic fine-tuning re-separates the prompts); docs/demo.md shows the curves.
 DEMO_BUDGETS = {"demo": [4_000, 12_000, 24_000], "test": [600, 1_200]}
 DEMO_OBJECTIVES: dict[str, dict[str, Any]] = {
     "sft": {},
