@@ -1,5 +1,5 @@
 """``decode_batch`` on the tiny model: token-for-token equal to ``generate``, with rows leaving the
-batch at end-of-sequence (issue 8)."""
+batch at end-of-sequence."""
 
 import itertools
 

@@ -1,4 +1,4 @@
-"""A batched decoding loop whose rows leave the batch as soon as they finish (issue 8).
+"""A batched decoding loop whose rows leave the batch as soon as they finish.
 
 ``transformers.generate`` keeps every row of a batch in every forward pass until the *last*
 row is done: a row that ended at token 15 is fed padding for the remaining steps of a row
