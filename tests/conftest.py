@@ -3,8 +3,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent / "support"))  # tiny, factories, fixtures shared by the tests
 
+from fake_judge import FakeOpenAI  # noqa: E402
 from tiny import build_tiny_model, write_config  # noqa: E402
 
 
@@ -37,3 +38,11 @@ def organism(tmp_path_factory):
     from objlab.organism.build import build_organism
 
     return build_organism("test", cache_dir=tmp_path_factory.mktemp("objlab-cache") / "organism")
+
+
+@pytest.fixture
+def fake_server():
+    """A fake OpenAI-compatible judge and translator endpoint (``support/fake_judge.py``)."""
+    server = FakeOpenAI()
+    yield server
+    server.close()

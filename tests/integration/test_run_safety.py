@@ -158,7 +158,7 @@ def test_a_failed_base_evaluation_stops_the_grid_naming_the_bad_file(tmp_path, t
     (persona / "narcissism.jsonl").write_text('{"question": "Is this you?"}\n')
     evaluation = {"generation": {"max_new_tokens": 4, "backend": "hf"}, "persona": {"traits": {"narcissism": str(persona / "narcissism.jsonl")}}}
     config = load_config(write_config(tmp_path / "config.yaml", tiny_model, budgets=[600], train=TRAIN, eval=evaluation))
-    with pytest.raises(GridStopped, match=rf"(?s)base model's evaluation failed.*\nDataError: .*narcissism\.jsonl:1: missing field 'answer_matching_behavior'"):
+    with pytest.raises(GridStopped, match=r"(?s)base model's evaluation failed.*\nDataError: .*narcissism\.jsonl:1: missing field 'answer_matching_behavior'"):
         run_grid(config, tmp_path / "run")
     with ResultsStore.in_run_dir(tmp_path / "run", read_only=True) as store:
         ((cell, phase),) = [(f.cell_id, f.phase) for f in store.failures()]
@@ -325,11 +325,10 @@ def test_status_results_and_report_answer_while_a_grid_runs(tmp_path, tiny_model
     unit's training); status, results and report print what is done with exit status 0, and a
     second `objlab run` on the directory is refused."""
     import time
-    from pathlib import Path
 
     small_grid(tmp_path, tiny_model, {"sft": {}, "kl": {}}, budgets=[600, 1200])
     run_dir = tmp_path / "run"
-    repo = Path(__file__).resolve().parents[1]
+    from tiny import REPO as repo
     env = {**os.environ, "OBJLAB_FAULTS": "train.step=13:sleep=120", "PYTHONPATH": str(repo / "src"), "OMP_NUM_THREADS": "1"}
     grid = subprocess.Popen([sys.executable, "-m", "objlab.cli", "run", str(tmp_path / "config.yaml"), "--out", str(run_dir)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -22,7 +22,7 @@ import pytest
 import torch
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("OBJLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
 SHARED_GSM8K = SHARED_DATA / "gsm8k" / "train_first1000.jsonl"
 SHARED_PERSONA = SHARED_DATA / "persona"

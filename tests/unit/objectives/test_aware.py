@@ -186,7 +186,7 @@ def test_manifest_and_log_of_a_preference_objective_name_the_strategy(make_confi
 def test_the_evidence_reaches_the_store_results_and_report(tmp_path, tiny_model):
     """A grid with dpo and aware: the store holds aware's gate / abstention / alignment figures
     with n and intervals, and `objlab results` and the report name every cell's data source."""
-    from test_grid import grid_config
+    from grids import grid_config
     from typer.testing import CliRunner
 
     from objlab.cli import app

@@ -1,9 +1,14 @@
 """Typed records with every required field filled, for tests that store fabricated cells; a
-policy model whose adapter differs from its base, for loss tests; a fixed torch thread count."""
+policy model whose adapter differs from its base, for loss tests; a saved LoRA adapter with
+random weights; adapter tensors compared exactly; a fixed torch thread count."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
 
 from objlab.records.adapter import AdapterManifest
 from objlab.records.evaluation import EvalInfo
@@ -56,3 +61,44 @@ def torch_threads(count: int):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def make_lora_adapter(model_dir: Path, out: Path, seed: int, objective: str | None = None) -> Path:
+    """A LoRA adapter with random non-zero B weights (so it differs from the base), saved as
+    training saves it; ``objective="cft"`` adds the control tokens and a training manifest."""
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from objlab.config import LoraSettings, ModelSettings
+    from objlab.lm.loading import add_control_tokens, lora_config, model_fingerprint
+    from objlab.objectives import registry
+    from objlab.records.adapter import write_manifest
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    token_ids = None
+    control_tokens = registry.get(objective).control_tokens if objective else ()
+    if control_tokens:
+        token_ids = add_control_tokens(AutoTokenizer.from_pretrained(model_dir), model, control_tokens)
+    torch.manual_seed(seed)
+    peft_model = get_peft_model(model, lora_config(LoraSettings(r=4, alpha=8, dropout=0.0), token_ids))
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0.0, 0.5)
+    peft_model.save_pretrained(str(out), save_embedding_layers=False)
+    if objective:
+        manifest = adapter_manifest(objective=objective, control_tokens=list(control_tokens), budget=1000, seed=seed,
+                                    model_fingerprint=model_fingerprint(ModelSettings(name_or_path=str(model_dir))))
+        write_manifest(out, manifest)
+    return out
+
+
+def adapter_tensors(directory: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(directory / "adapter_model.safetensors"))
+
+
+def assert_same_adapter(a: Path, b: Path):
+    left, right = adapter_tensors(a), adapter_tensors(b)
+    assert left.keys() == right.keys()
+    for name in left:
+        assert torch.equal(left[name], right[name]), name

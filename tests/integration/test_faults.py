@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from factories import torch_threads
-from test_grid import grid_config
-from test_train import assert_same_adapter
+from factories import assert_same_adapter, torch_threads
+from grids import grid_config
+from tiny import REPO
 
 from objlab.config import load_config
 from objlab.errors import StateError
@@ -34,7 +34,6 @@ from objlab.train import loop
 from objlab.train.loop import TrainRequest, train
 from objlab.train.outputs import read_log, read_manifest
 
-REPO = Path(__file__).resolve().parents[1]
 TRAIN = {"batch_size": 2, "warmup_steps": 1, "checkpoint_every": 1, "max_length": 256}
 
 
@@ -216,7 +215,7 @@ def test_no_intact_checkpoint_is_an_error_naming_every_file(uninterrupted, tmp_p
 
 # -- a judge that fails, then recovers --------------------------------------------------------------
 def judged_grid(root: Path, tiny_model, server) -> Path:
-    from test_eval_judges import KEY_ENV
+    from fake_judge import KEY_ENV
 
     path = grid_config(root, tiny_model, objectives={"sft": {}}, budgets=[600, 1200], train={**TRAIN, "learning_rate": 0.05})
     data = yaml.safe_load(path.read_text())
@@ -233,7 +232,7 @@ def answered(server) -> list[str]:
 
 @pytest.fixture
 def judge_server(monkeypatch):
-    from test_eval_judges import KEY_ENV, SECRET, FakeOpenAI
+    from fake_judge import KEY_ENV, SECRET, FakeOpenAI
 
     monkeypatch.setenv(KEY_ENV, SECRET)
     server = FakeOpenAI()

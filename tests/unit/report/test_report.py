@@ -9,7 +9,7 @@ import struct
 
 import pytest
 from rich.console import Console
-from test_report_fixtures import (
+from report_fixtures import (
     BUDGETS,
     CONFIG,
     FIXTURE_CELLS,
@@ -252,3 +252,8 @@ def test_terminal_headline_fits_the_terminal_and_keeps_every_figure(fixture_run,
         if row["capability_status"] == "ok":
             assert f"n={int(row['capability_n'])}" in text
     assert ("compute tokens" in text.replace("\n", " ") or "compute" in text) == (width >= 140)
+
+
+def test_fixture_store_holds_every_cell(tmp_path):
+    with ResultsStore.in_run_dir(build_fixture_run(tmp_path), read_only=True) as store:
+        assert len(store.finished_cells()) == 1 + len(FIXTURE_CELLS) * len(BUDGETS)

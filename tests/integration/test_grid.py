@@ -10,7 +10,8 @@ import time
 import pytest
 import yaml
 from factories import torch_threads
-from tiny import GSM8K, PERSONA, SHARED_STRONGREJECT, requires_shared, write_config
+from grids import TRAIN, grid_config
+from tiny import SHARED_STRONGREJECT, requires_shared
 from typer.testing import CliRunner
 
 from objlab.cli import app
@@ -18,27 +19,6 @@ from objlab.config import load_config
 from objlab.errors import StateError
 from objlab.runner.execute import run_grid
 from objlab.store import BASE_CELL, ResultsStore
-
-TRAIN = {"batch_size": 2, "warmup_steps": 1, "checkpoint_every": 1, "max_length": 256}
-FORBIDDEN = "category,source,forbidden_prompt\n" + "".join(f"placeholder,test,Placeholder forbidden request {i}.\n" for i in range(3))
-
-
-def grid_config(tmp_path, tiny_model, name="config.yaml", **overrides):
-    forbidden = tmp_path / "forbidden.csv"
-    forbidden.write_text(FORBIDDEN)
-    sections = {
-        "objectives": {"sft": {}, "dpo": {}},
-        "budgets": [600, 1200],
-        "train": TRAIN,
-        "eval": {
-            "generation": {"max_new_tokens": 6, "backend": "hf"},
-            "capability": [{"kind": "gsm8k", "source": str(GSM8K), "limit": 3}],
-            "jailbreak": {"prompts": str(forbidden), "attacks": ["none", "dan"]},
-            "persona": {"dir": str(PERSONA), "limit": 4},
-        },
-    }
-    sections.update(overrides)
-    return write_config(tmp_path / name, tiny_model, **sections)
 
 
 def stored(run_dir):
@@ -140,7 +120,7 @@ def test_ray_local_grid_matches_sequential(tmp_path, tiny_model):
 def test_rerun_after_crash_asks_the_judge_nothing_already_judged(tmp_path, tiny_model, monkeypatch):
     """Verdicts are stored as they come: a cell lost to a crash before it was recorded is
     evaluated again with zero new judge calls (counted by a fake endpoint)."""
-    from test_eval_judges import KEY_ENV, SECRET, FakeOpenAI
+    from fake_judge import KEY_ENV, SECRET, FakeOpenAI
 
     monkeypatch.setenv(KEY_ENV, SECRET)
     server = FakeOpenAI()
@@ -186,7 +166,7 @@ def test_grid_with_strongreject_instruments_states_them_in_every_table(tmp_path,
     """seed5 from StrongREJECT's files and its rubric through a scripted judge: the plan counts the
     attacks and the skipped translation, and the report and `results` state the ASR definition,
     the rubric and every attack's source."""
-    from test_eval_judges import KEY_ENV, SECRET, FakeOpenAI
+    from fake_judge import KEY_ENV, SECRET, FakeOpenAI
 
     monkeypatch.setenv(KEY_ENV, SECRET)
     server = FakeOpenAI()

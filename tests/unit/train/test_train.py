@@ -7,9 +7,9 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
-from safetensors.torch import load_file
 from typer.testing import CliRunner
+
+from factories import adapter_tensors, assert_same_adapter
 
 from objlab.cli import app
 from objlab.data.chat import ChatEncoder
@@ -25,17 +25,6 @@ OBJECTIVES = ["sft", "dpo", "orpo", "kl", "cft", "ip", "aware"]
 def run(config, objective, out: Path, budgets, seed=0):
     outputs = {budgets[0]: out} if len(budgets) == 1 else {b: out / f"budget-{b}" for b in budgets}
     return train(TrainRequest(config, objective, seed, outputs, out)), outputs
-
-
-def adapter_tensors(directory: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(directory / "adapter_model.safetensors"))
-
-
-def assert_same_adapter(a: Path, b: Path):
-    left, right = adapter_tensors(a), adapter_tensors(b)
-    assert left.keys() == right.keys()
-    for name in left:
-        assert torch.equal(left[name], right[name]), name
 
 
 def expected_examples(config, seed, budget):

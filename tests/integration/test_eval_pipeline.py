@@ -5,7 +5,7 @@ import json
 import math
 
 import pytest
-from test_eval_model import make_lora_adapter
+from factories import make_lora_adapter
 from tiny import GSM8K, PERSONA
 from typer.testing import CliRunner
 

@@ -155,8 +155,3 @@ def build_fixture_run(run_dir: Path, axes: tuple[str, ...] = AXES) -> Path:
                     train_seconds=budget / 100, eval_seconds=6.0,
                 )
     return run_dir
-
-
-def test_fixture_store_holds_every_cell(tmp_path):
-    with ResultsStore.in_run_dir(build_fixture_run(tmp_path), read_only=True) as store:
-        assert len(store.finished_cells()) == 1 + len(FIXTURE_CELLS) * len(BUDGETS)

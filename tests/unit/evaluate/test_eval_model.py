@@ -1,50 +1,18 @@
 """Generation backends and persona log-probs on the tiny model, against independent references."""
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
+from factories import make_lora_adapter
 from tiny import GSM8K, PERSONA
 
-from objlab.config import LoraSettings
 from objlab.config.evaluation import GenerationSettings
 from objlab.evaluate.axes.persona import answer_logprobs, encode_choice, p_match
 from objlab.evaluate.axes.sources import load_numeric, load_persona
 from objlab.evaluate.backends.generation import GenerationRequest, choose_backend
 from objlab.evaluate.session import EvalSession
 from objlab.lm.adapters import BASE_ADAPTER
-
-
-def make_lora_adapter(model_dir: Path, out: Path, seed: int, objective: str | None = None) -> Path:
-    """A LoRA adapter with random non-zero B weights (so it differs from the base), saved as
-    training saves it; ``objective="cft"`` adds the control tokens and a training manifest."""
-    from factories import adapter_manifest
-    from peft import get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from objlab.config import ModelSettings
-    from objlab.lm.loading import add_control_tokens, lora_config, model_fingerprint
-    from objlab.objectives import registry
-    from objlab.records.adapter import write_manifest
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    token_ids = None
-    control_tokens = registry.get(objective).control_tokens if objective else ()
-    if control_tokens:
-        token_ids = add_control_tokens(AutoTokenizer.from_pretrained(model_dir), model, control_tokens)
-    torch.manual_seed(seed)
-    peft_model = get_peft_model(model, lora_config(LoraSettings(r=4, alpha=8, dropout=0.0), token_ids))
-    with torch.no_grad():
-        for name, parameter in peft_model.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(0.0, 0.5)
-    peft_model.save_pretrained(str(out), save_embedding_layers=False)
-    if objective:
-        manifest = adapter_manifest(objective=objective, control_tokens=list(control_tokens), budget=1000, seed=seed,
-                                    model_fingerprint=model_fingerprint(ModelSettings(name_or_path=str(model_dir))))
-        write_manifest(out, manifest)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +23,6 @@ def adapters(tiny_model, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def session(tiny_model, tmp_path_factory):
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
     from tiny import write_config
 
     from objlab.config import load_config
@@ -207,9 +172,6 @@ def test_least_recently_used_adapter_is_unloaded(tiny_model, adapters, tmp_path)
 def test_adapters_load_in_any_order_around_a_cft_adapter(tiny_model, adapters, tmp_path):
     """A CFT adapter (trained token rows) loaded before or between plain adapters changes none
     of their outputs (peft 0.21 failed to load a plain adapter after a CFT one)."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
     from tiny import write_config
 
     from objlab.config import load_config

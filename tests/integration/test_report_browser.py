@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_report_fixtures import build_fixture_run
+from report_fixtures import build_fixture_run
 
 from objlab.report.html import write_report
 from objlab.report.plots import PLOTS

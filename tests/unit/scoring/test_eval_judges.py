@@ -2,11 +2,12 @@
 
 import json
 import math
+
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from fake_judge import KEY_ENV, SECRET, UNPARSEABLE_MARKER
 from tiny import GSM8K, SHARED_STRONGREJECT, requires_shared
 
 from objlab.evaluate.axes.sources import load_forbidden_prompts
@@ -15,81 +16,6 @@ from objlab.evaluate.scoring.cache import MemoryVerdictCache, cache_key
 from objlab.evaluate.scoring.chat_clients import OpenAIChatClient
 from objlab.evaluate.scoring.judges import Judge
 from objlab.evaluate.scoring.rubrics import OBJLAB_JAILBREAK_RUBRIC
-
-SECRET = "sk-test-SECRET-0123456789"
-KEY_ENV = "OBJLAB_TEST_JUDGE_KEY"
-UNPARSEABLE_MARKER = "please-garble"
-PACKAGE_VERDICT = "#overall_reasoning It answers.\n#scores\n1.a No refusal.\n1.b 0\n2.a Fairly.\n2.b 4\n3.a Some.\n3.b 3\n"
-
-
-class FakeOpenAI:
-    """A chat-completions endpoint: scripted failures first, then rubric-shaped replies."""
-
-    def __init__(self, failures=(), delay_s=0.0):
-        self.failures = list(failures)  # HTTP status codes returned for the first requests
-        self.delay_s = delay_s
-        self.requests: list[dict] = []
-        self.answered: list[dict] = []  # the requests that got a reply (HTTP 200)
-        self.authorizations: set[str] = set()
-        self.in_flight = self.max_in_flight = 0
-        self.lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with fake.lock:
-                    fake.requests.append(body)
-                    fake.authorizations.add(self.headers.get("Authorization", ""))
-                    status = fake.failures.pop(0) if fake.failures else 200
-                    if status == 200:
-                        fake.answered.append(body)
-                    fake.in_flight += 1
-                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
-                time.sleep(fake.delay_s)
-                with fake.lock:
-                    fake.in_flight -= 1
-                payload = {"error": {"message": "slow down"}} if status != 200 else fake.reply(body)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @staticmethod
-    def reply(body: dict) -> dict:
-        system, user = body["messages"][0]["content"], body["messages"][-1]["content"]
-        if system.startswith("Translate"):
-            text = f"[translated] {user}"
-        elif UNPARSEABLE_MARKER in user:
-            text = "I would rather not grade this one."
-        elif "grader" in system:
-            text = 'Fine answer.\n{"rating": 7}'
-        elif "red teaming assistant" in system:  # StrongREJECT's rubric: answer in its format
-            text = PACKAGE_VERDICT
-        else:
-            text = 'Reasoning.\n{"refused": 0, "convincing": 3, "specific": 2}'
-        return {"choices": [{"message": {"role": "assistant", "content": text}}]}
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def fake_server():
-    server = FakeOpenAI()
-    yield server
-    server.close()
-
 
 def client_for(server, **overrides) -> OpenAIChatClient:
     settings = {"base_url": server.base_url, "api_key_env": KEY_ENV, "max_concurrency": 4, "max_retries": 3, "backoff_s": 0.01}

@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 import torch
-from test_eval_model import make_lora_adapter
+from factories import make_lora_adapter
 from tiny import GSM8K
 
 from objlab.evaluate.axes.sources import load_numeric
