@@ -112,8 +112,8 @@ def objlab_worker(spec: dict) -> dict:
     import time
 
     from objlab.config import ExperimentConfig
-    from objlab.evaluate.backends import generation
-    from objlab.evaluate.backends.generation import GenerationRequest
+    from objlab.lm import generation
+    from objlab.lm.generation import GenerationRequest
     from objlab.evaluate.session import EvalSession
 
     tokenizer, memory, model = setup_worker(spec)

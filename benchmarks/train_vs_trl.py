@@ -234,7 +234,7 @@ def objlab_worker(spec: dict) -> dict:
         "decode_rows": sampling["rows"],
         "gradient_checkpointing": trainer.config.train.gradient_checkpointing,
         "task_tokens_per_row": totals["task"] / (spec["batch"] * steps),
-        "final_loss": last["loss"],
+        "final_loss": last.loss,
         "environment": common.environment(device),
     }
     if spec["objective"] == "sft":

@@ -71,6 +71,21 @@ def objectives() -> None:
 
 
 @app.command()
+def scorers() -> None:
+    """List the registered scorers: whose instrument each is, what it needs, what it says."""
+    from objlab.scoring import catalog
+    from objlab.scoring.base import ORIGIN_TEXT
+
+    table = Table("name", "whose", "needs", "gives", "description")
+    for name in catalog.names():
+        cls = catalog.SCORERS.get(name)
+        table.add_row(name, ORIGIN_TEXT[cls.origin], cls.needs.describe(), ", ".join(sorted(cls.verdicts)), cls.description)
+    console.print(table)
+    console.print("Name one in eval.jailbreak.scorer (the primary scorer), eval.jailbreak.scorers (reported beside it) or "
+                  "objectives.aware.scorer; 'python:module:function' is your own. Details: docs/evaluation.md#scorers")
+
+
+@app.command()
 @user_errors
 def train(
     config: Annotated[Path, typer.Argument(help="Experiment config YAML.")],
@@ -150,9 +165,9 @@ def refusal_check(
 ) -> None:
     """Precision and recall (positive: refused) of the offline refusal classifier on labelled
     responses, per split, with 95% intervals; and of StrongREJECT's string matching when given."""
-    from objlab.evaluate.scoring.refusal import CLASSIFIER_NAME, classify_refusal
-    from objlab.evaluate.scoring.refusal_quality import load_labelled, measure, splits
-    from objlab.evaluate.scoring.string_matching import load_phrases, match_refusal
+    from objlab.scoring.refusal import CLASSIFIER_NAME, classify_refusal
+    from objlab.evaluate.results.instrument_quality import load_labelled, measure, splits
+    from objlab.scoring.string_matching import load_phrases, match_refusal
 
     responses = load_labelled(str(labelled) if labelled is not None else None)
     scorers = [(CLASSIFIER_NAME, lambda text: classify_refusal(text).refused)]
@@ -270,7 +285,7 @@ def run(
                 finished = store.finished_cells()
         render_plan(build_plan(experiment, finished), console)
         return
-    from objlab.evaluate.axes.jailbreak import check_instruments
+    from objlab.evaluate.instruments import check_instruments
     from objlab.runner.execute import run_grid
 
     check_instruments(experiment.eval)  # a bad StrongREJECT path fails now, not after hours of training

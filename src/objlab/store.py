@@ -14,7 +14,7 @@ Schema (``SCHEMA_VERSION`` 2; a schema-1 store is read as it is and upgraded by 
 - ``train_log(cell_id, step, examples, budget_tokens, compute_tokens, lr, loss, grad_norm,
   components)``: one row per optimizer step of the cell's training.
 - ``verdicts(key, verdict, created_at)``: judge verdicts and translations by content hash
-  (``objlab.evaluate.scoring.cache.cache_key``), written as they arrive, so a resumed or extended grid
+  (``objlab.scoring.cache.cache_key``), written as they arrive, so a resumed or extended grid
   never judges the same answer twice.
 - ``failures(cell_id, unit, phase, error_type, message, traceback, failed_at)``: every failed
   attempt at a cell (schema 2). A failed cell has no ``cells`` row, so a re-run retries it;
@@ -50,6 +50,7 @@ from objlab.records.adapter import AdapterManifest, adapter_manifest_json
 from objlab.records.evaluation import EvalInfo, eval_info_json
 from objlab.records.failure import CellFailure
 from objlab.records.items import ItemRecord, MetricRow
+from objlab.records.train_log import FIELDS as STEP_FIELDS, StepLog
 
 SCHEMA_VERSION = "2"
 READABLE_SCHEMAS = ("1", "2")  # schema 1 has no failures table: a writer adds it, readers see none
@@ -82,7 +83,7 @@ CREATE TABLE IF NOT EXISTS failures (
 """
 _FAILURE_COLUMNS = "cell_id, unit, phase, error_type, message, traceback, failed_at"
 _HOLDER = re.compile(r"Conflicting lock is held in (.+?) \(PID (\d+)\)")
-_LOG_FIELDS = ("step", "examples", "budget_tokens", "compute_tokens", "lr", "loss", "grad_norm")
+_LOG_FIELDS = STEP_FIELDS
 
 
 def _json(value) -> str:
@@ -205,7 +206,7 @@ class ResultsStore:
         items: list[ItemRecord],
         eval_info: EvalInfo | None,
         train_manifest: AdapterManifest | None = None,
-        log_rows: list[dict] = (),
+        log_rows: list[StepLog] = (),
         objective: str | None = None,
         seed: int | None = None,
         budget: int | None = None,
@@ -231,7 +232,7 @@ class ResultsStore:
                 self.db.executemany(
                     "INSERT INTO train_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        [cell_id, *(row.get(k) for k in _LOG_FIELDS), _json({k: v for k, v in row.items() if k not in _LOG_FIELDS})]
+                        [cell_id, *(getattr(row, k) for k in _LOG_FIELDS), _json({**row.components, **({"evidence": row.evidence} if row.evidence else {})})]
                         for row in log_rows
                     ],
                 )
@@ -323,7 +324,7 @@ class ResultsStore:
             written.append(target)
         return written
 
-    # -- verdict cache (objlab.evaluate.scoring.cache.VerdictCache) ------------------------------------
+    # -- verdict cache (objlab.scoring.cache.VerdictCache) ------------------------------------
     def get_many(self, keys: list[str]) -> dict[str, dict]:
         if not keys:
             return {}

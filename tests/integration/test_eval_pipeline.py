@@ -19,7 +19,7 @@ from objlab.evaluate.evaluator import (
     read_result,
     write_result,
 )
-from objlab.evaluate.scoring.refusal import CLASSIFIER_NAME
+from objlab.scoring.refusal import CLASSIFIER_NAME
 
 FORBIDDEN = "category,source,forbidden_prompt\n" + "".join(
     f"placeholder,test,Placeholder forbidden request number {index}.\n" for index in range(3)

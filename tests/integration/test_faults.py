@@ -43,9 +43,9 @@ def without_provenance(verdict: str | None) -> str | None:
     if not verdict:
         return verdict
     data = json.loads(verdict)
-    if isinstance(data.get("judge"), dict):
-        data["judge"].pop("cached", None)
-    data.pop("cached", None)
+    for score in data.values():  # one verdict per scorer
+        if isinstance(score, dict):
+            score.pop("cached", None)
     return json.dumps(data, sort_keys=True)
 
 

@@ -72,7 +72,7 @@ def failing_objectives():
         register(cls)
     yield
     for cls in (Diverge, InfGrad):
-        registry._REGISTRY.pop(cls.name, None)
+        registry.OBJECTIVES.unregister(cls.name)
 
 
 def small_grid(tmp_path, tiny_model, objectives, **overrides):

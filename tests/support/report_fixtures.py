@@ -23,6 +23,7 @@ from objlab.records.evaluation import (
     SubsetInfo,
 )
 from objlab.records.items import MetricRow
+from objlab.records.train_log import StepLog
 from objlab.store import ResultsStore
 
 ATTACKS = ["none", "dan", "happy_to_help", "roleplay", "encyclopedia"]
@@ -108,7 +109,7 @@ SUBSETS = {"jailbreak": SubsetInfo(source="fixture/forbidden.csv", rows=80, limi
 
 def eval_manifest(seconds: float) -> EvalInfo:
     return eval_info(device="cpu", backend="hf", dtype="float32", model=CONFIG["model"]["name_or_path"],
-                     toy=True, judge=None, translator=None, jailbreak_scorer="refusal-classifier",
+                     toy=True, judge=None, translator=None,
                      seconds={"capability": seconds / 3, "jailbreak": seconds / 3, "persona": seconds / 3},
                      environment={"gpu": None}, warnings=[], jailbreak=JAILBREAK_DEFINITION, subsets=SUBSETS)
 
@@ -122,10 +123,9 @@ def train_manifest(objective: str, budget: int, seed: int) -> AdapterManifest:
                             schedule="constant", data_source=CONFIG["data"]["source"])
 
 
-def log_rows(budget: int) -> list[dict]:
+def log_rows(budget: int) -> list[StepLog]:
     steps = budget // 100
-    return [{"step": step, "examples": step * 8, "budget_tokens": step * 100, "compute_tokens": step * 100, "lr": 1e-4,
-             "loss": 2.0 / math.sqrt(step), "grad_norm": 1.0} for step in range(1, steps + 1)]
+    return [StepLog(step, step * 8, step * 100, step * 100, 1e-4, 2.0 / math.sqrt(step), 1.0) for step in range(1, steps + 1)]
 
 
 AXES = ("capability", "jailbreak", "persona")

@@ -11,6 +11,7 @@ from objlab.config import parse_config
 from objlab.errors import StateError
 from objlab.records.items import ItemRecord, MetricRow
 from objlab.runner.guard import config_changes, guard_config
+from objlab.records.train_log import StepLog
 from objlab.store import ResultsStore
 
 METRICS = [
@@ -25,7 +26,7 @@ def record(store, cell_id="sft/seed-0/budget-100"):
     store.record_cell(
         cell_id, kind="adapter", metrics=METRICS, items=ITEMS, eval_info=eval_info(device="cpu"),
         train_manifest=adapter_manifest(mode="snapshot", budget_tokens=104, compute_tokens=0),
-        log_rows=[{"step": 1, "examples": 2, "budget_tokens": 104, "compute_tokens": 0, "lr": 0.1, "loss": 2.5, "grad_norm": 1.0, "nll": 2.5}],
+        log_rows=[StepLog(1, 2, 104, 0, 0.1, 2.5, 1.0, {"nll": 2.5})],
         objective="sft", seed=0, budget=100, adapter_dir="adapters/sft", train_seconds=1.0, eval_seconds=2.0,
     )
 
@@ -54,7 +55,7 @@ def test_a_failed_cell_leaves_nothing(tmp_path):
     with ResultsStore(tmp_path / "r.duckdb") as store:
         bad = ItemRecord("jailbreak", "dan", "x", "p", "o", 0.0, extra={"unserialisable": object()})
         with pytest.raises(Exception):
-            store.record_cell("c", kind="adapter", metrics=METRICS, items=[ITEMS[0], bad], eval_info=None, log_rows=[{"step": object()}])
+            store.record_cell("c", kind="adapter", metrics=METRICS, items=[ITEMS[0], bad], eval_info=None, log_rows=[StepLog(object(), 2, 104, 0, 0.1, 2.5, 1.0)])
         assert store.finished_cells() == set()
         assert store.frame("SELECT count(*) AS n FROM metrics")["n"][0] == 0
 

@@ -1,7 +1,10 @@
 """The experiment config: schema (pydantic), loading and validation with named errors.
 
-``experiment`` holds the study-level schema and loading; ``evaluation`` the ``eval:`` section.
-Everything a caller needs is importable from ``objlab.config``.
+``sections`` holds the model, LoRA, training, data and runner sections, ``evaluation`` the
+``eval:`` section, ``experiment`` the whole config, its loading and its validation against the
+registries. Everything a caller needs is importable from ``objlab.config``; the packages that
+the loader validates against (``data``, ``lm``, ``objectives``, ``scoring``) import
+``config.sections`` and ``config.evaluation`` directly, so no import runs in a circle.
 """
 
 from objlab.config.evaluation import (
@@ -13,16 +16,18 @@ from objlab.config.evaluation import (
     PersonaSettings,
     TranslatorSettings,
 )
-from objlab.config.experiment import (
+from objlab.config.sections import (
     DEFAULT_LORA_TARGETS,
     DataSettings,
-    ExperimentConfig,
     LoraSettings,
     ModelSettings,
     RejectedSettings,
     RunnerSettings,
     Strict,
     TrainSettings,
+)
+from objlab.config.experiment import (
+    ExperimentConfig,
     canonical_json,
     format_validation_error,
     load_config,

@@ -6,7 +6,8 @@ schema. Like every config section, unknown keys are errors.
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+import re
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -17,8 +18,22 @@ from objlab.config.python_ref import load_callable
 DEFAULT_ATTACKS = ["none", "seed5"]
 DEFAULT_TRAITS = ["machiavellianism", "narcissism", "psychopathy"]
 HF_SPLIT_DEFAULT = "train"
-SCORERS = ("auto", "judge", "classifier", "string_matching")
+SCORER_CHOICES = ("auto", "judge")  # resolved by the evaluation against eval.judge; any other name is a registered scorer
 PYTHON_SCORER = "python:"
+RUBRIC_SCORERS = ("auto", "judge", "strongreject_rubric", "objlab_rubric")  # the scorers success_threshold applies to
+SCORER_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def check_scorer_name(name: str) -> str:
+    """A scorer name as written: a registered scorer's name (checked against the registry when
+    the evaluation's instruments are checked) or ``python:module:function`` (imported now, so
+    a typo fails at load)."""
+    if name.startswith(PYTHON_SCORER):
+        load_callable(name[len(PYTHON_SCORER):])
+        return name
+    if not SCORER_NAME.match(name):
+        raise ValueError(f"{name!r} is not a scorer name; expected a registered scorer (see `objlab scorers`) or 'python:module:function'")
+    return name
 
 
 class _Strict(BaseModel):
@@ -85,7 +100,7 @@ class TranslatorSettings(_Strict):
 
     ``kind: python`` with ``function: "module:callable"``: the callable (a class or a factory,
     called with no arguments) returns an object with ``to_language(text, language) -> str`` and
-    ``to_english(text, language) -> str`` (``objlab.evaluate.scoring.python_translator``). The
+    ``to_english(text, language) -> str`` (``objlab.scoring.python_translator``). The
     name is imported when the config is loaded, so a wrong one is a config error at once.
     """
 
@@ -121,12 +136,16 @@ class JailbreakSettings(_HFSource):
     ``attacks`` names attacks and named sets (``seed5``); ``strongreject`` points at the user's
     copy of StrongREJECT's ``wrapping_jailbreaks.json`` (or a directory holding it, directly or
     in ``jailbreak_files/``), which adds every ``strongreject/<key>`` attack. ``scorer`` picks
-    the primary scorer: ``auto`` (the judge when one is configured, else the classifier),
-    ``judge``, ``classifier`` (objlab's refusal rules), ``string_matching`` (StrongREJECT's
-    phrase list, read from ``string_matching``) or ``python:module:function``, the user's own
-    harmfulness check: ``function(prompt, response) -> bool``, true when the answer carries out
-    the forbidden request (imported when the config is loaded). ``success_threshold`` (judge only): an item
-    succeeds when its rubric score is at least this, instead of "the judge says not refused".
+    the primary scorer, which decides attack success: ``auto`` (the judge when one is
+    configured, else the classifier), ``judge`` (the configured judge with StrongREJECT's rubric
+    or objlab's), any registered scorer (``objlab scorers``: ``classifier``,
+    ``string_matching`` with the phrase file in ``string_matching``, the published judges) or
+    ``python:module:function``, the user's own harmfulness check: ``function(prompt, response)
+    -> bool``, true when the answer carries out the forbidden request (imported when the config
+    is loaded). ``scorers``: the scorers reported beside it (default: the classifier, and
+    string matching when its file is given); ``scorer_options``: options per scorer name.
+    ``success_threshold`` (judge only): an item succeeds when its rubric score is at least
+    this, instead of "the judge says not refused".
     """
 
     prompts: str
@@ -136,7 +155,9 @@ class JailbreakSettings(_HFSource):
     string_matching: str | None = Field(default=None, description="StrongREJECT's string_matching.txt (refusal phrases).")
     limit: int | None = Field(default=None, gt=0)
     translator: TranslatorSettings | None = None
-    scorer: str = Field(default="auto", description="auto | judge | classifier | string_matching | python:module:function")
+    scorer: str = Field(default="auto", description="auto | judge | a registered scorer (objlab scorers) | python:module:function")
+    scorers: list[str] | None = Field(default=None, description="Scorers reported beside the primary one (default: classifier, and string_matching when its file is given).")
+    scorer_options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Options per scorer name, e.g. {llama_guard: {model: PATH}}.")
     success_threshold: float | None = Field(default=None, gt=0, le=1)
     max_new_tokens: int | None = Field(default=None, gt=0)
 
@@ -145,21 +166,22 @@ class JailbreakSettings(_HFSource):
 
     @field_validator("scorer")
     @classmethod
-    def _known_scorer(cls, scorer: str) -> str:
-        """A built-in scorer, or ``python:module:function`` imported now (a typo fails at load)."""
-        if scorer in SCORERS:
-            return scorer
-        if scorer.startswith(PYTHON_SCORER):
-            load_callable(scorer[len(PYTHON_SCORER):])
-            return scorer
-        raise ValueError(f"unknown scorer {scorer!r}; expected one of {', '.join(SCORERS)} or 'python:module:function'")
+    def _scorer_name(cls, scorer: str) -> str:
+        return scorer if scorer in SCORER_CHOICES else check_scorer_name(scorer)
+
+    @field_validator("scorers")
+    @classmethod
+    def _scorer_names(cls, scorers: list[str] | None) -> list[str] | None:
+        if scorers is None:
+            return None
+        if len(set(scorers)) != len(scorers):
+            raise ValueError(f"a scorer is named twice: {scorers}")
+        return [check_scorer_name(name) for name in scorers]
 
     @model_validator(mode="after")
-    def _scorer_inputs(self) -> JailbreakSettings:
-        if self.scorer == "string_matching" and not self.string_matching:
-            raise ValueError("scorer 'string_matching' needs 'string_matching': the path of StrongREJECT's string_matching.txt")
-        if self.success_threshold is not None and self.scorer != "judge" and self.scorer != "auto":
-            raise ValueError(f"success_threshold applies to a judge's rubric score; the scorer {self.scorer!r} gives yes/no verdicts")
+    def _threshold_for_a_rubric(self) -> JailbreakSettings:
+        if self.success_threshold is not None and self.scorer not in RUBRIC_SCORERS:
+            raise ValueError(f"success_threshold applies to a judge's rubric score; the scorer {self.scorer!r} is not a rubric judge")
         return self
 
 
@@ -265,12 +287,6 @@ class EvalSettings(_Strict):
         jailbreak = self.jailbreak
         if jailbreak is not None and jailbreak.success_threshold is not None and self.judge.kind == "none":
             raise ValueError("jailbreak.success_threshold applies to a judge's rubric score, and judge.kind is 'none'")
-        return self
-
-    @model_validator(mode="after")
-    def _judge_scorer_has_a_judge(self) -> EvalSettings:
-        if self.jailbreak is not None and self.jailbreak.scorer == "judge" and self.judge.kind == "none":
-            raise ValueError("jailbreak.scorer: 'judge' needs a judge, but judge.kind is 'none' (configure eval.judge, or use scorer auto or classifier)")
         return self
 
     def resolve_paths(self, resolve: Callable[[str | None], str | None]) -> EvalSettings:

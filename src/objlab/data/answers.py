@@ -1,6 +1,6 @@
 """Numbers in answers: extracting a model's final answer, and making a plausible wrong one.
 
-Shared by evaluation (GSM8K-style scoring, ``evaluate.scoring.extraction``), the ``aware``
+Shared by evaluation (GSM8K-style scoring, ``evaluate.axes.extraction``), the ``aware``
 objective's ``correctness`` alignment signal (a checkable answer: stated right, wrong, or not
 at all), the ``corrupt`` rejected responses (the reference with its final number changed) and
 the ``unsafe`` generator's deceptive responses (a confidently stated wrong answer).

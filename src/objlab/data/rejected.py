@@ -28,7 +28,7 @@ from importlib import resources
 
 import yaml
 
-from objlab.config import RejectedSettings
+from objlab.config.sections import RejectedSettings
 from objlab.data.answers import ANY_NUMBER, wrong_number
 from objlab.data.hashing import stable_index
 from objlab.data.records import Example, PreferenceExample

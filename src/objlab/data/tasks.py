@@ -2,7 +2,7 @@
 
 A task adapter knows one data format. ``gsm8k`` reads GSM8K's ``question``/``answer`` rows
 (the answer ends with ``#### n``); ``instruction`` reads any prompt/response pair of columns.
-Adding a format is one function registered with ``@task_adapter``.
+Adding a format is one function registered with ``@task_adapter("name")`` (``TASKS``).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from objlab.config import DataSettings
+from objlab.config.sections import DataSettings
 from objlab.data.loaders import (
     LoadedRows,
     raise_row_errors,
@@ -20,23 +20,30 @@ from objlab.data.loaders import (
 )
 from objlab.data.records import Example, RowError
 from objlab.errors import ConfigError
+from objlab.registry import Registry
 
 TaskAdapter = Callable[[LoadedRows, DataSettings], list[Example]]
-_ADAPTERS: dict[str, TaskAdapter] = {}
+TASKS: Registry[TaskAdapter] = Registry("task adapter")
 
 GSM8K_FINAL = re.compile(r"####\s*(.+?)\s*$", re.DOTALL)
 
 
 def task_adapter(name: str) -> Callable[[TaskAdapter], TaskAdapter]:
-    def register(function: TaskAdapter) -> TaskAdapter:
-        _ADAPTERS[name] = function
-        return function
+    """Register a task adapter under ``name`` (``data.task`` in the config)."""
+    return TASKS.register(name, replace=True)
 
-    return register
+
+register = task_adapter  # objlab.data.tasks.register("name"), as the README shows
 
 
 def task_names() -> list[str]:
-    return sorted(_ADAPTERS)
+    return sorted(TASKS.names())
+
+
+def _adapter(settings: DataSettings) -> TaskAdapter:
+    if settings.task not in TASKS:
+        raise ConfigError(f"data.task: unknown task {settings.task!r} (known: {', '.join(task_names())})")
+    return TASKS.get(settings.task)
 
 
 def normalize_number(text: str) -> str | None:
@@ -113,15 +120,12 @@ def instruction_examples(loaded: LoadedRows, settings: DataSettings) -> list[Exa
 def adapt_rows(loaded: LoadedRows, settings: DataSettings) -> list[Example]:
     """Validate and adapt already read rows with the task's adapter: one example per row, in
     order (a bad row refuses the whole source)."""
-    if settings.task not in _ADAPTERS:
-        raise ConfigError(f"data.task: unknown task {settings.task!r} (known: {', '.join(task_names())})")
-    return _ADAPTERS[settings.task](loaded, settings)
+    return _adapter(settings)(loaded, settings)
 
 
 def load_examples(settings: DataSettings) -> list[Example]:
     """Read, validate and adapt the configured task data; ``limit`` keeps the first rows."""
-    if settings.task not in _ADAPTERS:
-        raise ConfigError(f"data.task: unknown task {settings.task!r} (known: {', '.join(task_names())})")
+    _adapter(settings)
     loaded = read_rows(settings.source, hf_config=settings.hf_config, split=settings.split)
     if settings.limit is not None:
         loaded = LoadedRows(loaded.source, loaded.rows[: settings.limit], loaded.lines[: settings.limit])

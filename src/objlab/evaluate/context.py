@@ -13,8 +13,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from objlab.config.evaluation import EvalSettings
-from objlab.evaluate.backends.generation import Generated, GenerationRequest
-from objlab.evaluate.scoring.judges import Judge, TranslatorLike
+from objlab.lm.generation import Generated, GenerationRequest
+from objlab.scoring.cache import VerdictCache
+from objlab.scoring.judges import Judge, TranslatorLike
 from objlab.evaluate.session import AdapterTarget, EvalSession
 from objlab.progress import Board
 from objlab.records.evaluation import JailbreakDefinition, LmEvalRun, SubsetInfo
@@ -50,6 +51,7 @@ class EvalContext:
     board: Board
     judge: Judge | None = None
     translator: TranslatorLike | None = None
+    cache: VerdictCache | None = None  # the verdict cache (judges', translators' and local judges' verdicts)
     counts: Counter = field(default_factory=Counter)
     lm_eval_runs: dict[str, LmEvalRun] = field(default_factory=dict)
     subsets: dict[str, SubsetInfo] = field(default_factory=dict)

@@ -22,24 +22,16 @@ from pathlib import Path
 from objlab.config import ExperimentConfig
 from objlab.config.evaluation import EvalSettings
 from objlab.errors import ConfigError
-from objlab.evaluate.axes.attack_catalog import configured_attacks
 from objlab.evaluate.axes.capability import run_capability
 from objlab.evaluate.axes.harness import run_lm_eval
-from objlab.evaluate.axes.jailbreak import check_instruments, run_jailbreak
+from objlab.evaluate.axes.jailbreak import run_jailbreak
 from objlab.faults import fault_point
 from objlab.evaluate.axes.persona import run_persona
 from objlab.evaluate.context import AxisOutput, EvalContext
 from objlab.evaluate.results.compare import compare_with_base
 from objlab.evaluate.results.eval_result import EvalResult, read_result, write_result
-from objlab.evaluate.scoring.cache import MemoryVerdictCache, VerdictCache
-from objlab.evaluate.scoring.judges import (
-    Judge,
-    Translator,
-    TranslatorLike,
-    judge_client,
-    translator_client,
-)
-from objlab.evaluate.scoring.python_translator import PythonTranslator
+from objlab.evaluate.instruments import check_instruments, judge_for, translator_for
+from objlab.scoring.cache import MemoryVerdictCache, VerdictCache
 from objlab.evaluate.session import AdapterTarget, EvalSession
 from objlab.progress import Board, board_or_quiet
 from objlab.records.evaluation import EvalInfo
@@ -53,27 +45,6 @@ PHASES: list[Phase] = [
     ("persona", lambda settings: settings.persona is not None, run_persona),
     ("lm_eval", lambda settings: settings.lm_eval is not None, run_lm_eval),  # last: lm-eval seeds global RNGs (restored)
 ]
-
-
-def _judge(session: EvalSession, settings: EvalSettings, cache: VerdictCache) -> Judge | None:
-    if settings.judge.kind == "none":
-        return None
-    return Judge(session.shared(f"judge:{settings.judge!r}", lambda: judge_client(settings.judge)), cache)
-
-
-def _translator(session: EvalSession, settings: EvalSettings, cache: VerdictCache) -> TranslatorLike | None:
-    """The translator, built only when a configured attack needs one: a chat model through the
-    verdict cache, or the user's Python translator (called directly, it is local)."""
-    jailbreak = settings.jailbreak
-    if jailbreak is None or jailbreak.translator is None:
-        return None
-    if not any(attack.requires_translator for attack in configured_attacks(jailbreak)):
-        return None
-    translator = jailbreak.translator
-    if translator.kind == "python":
-        return session.shared(f"translator:{translator!r}", lambda: PythonTranslator(translator))
-    client = session.shared(f"translator:{translator!r}", lambda: translator_client(translator, settings.judge))
-    return Translator(client, translator.language, cache)
 
 
 def _calls(ctx: EvalContext) -> dict[str, int]:
@@ -98,7 +69,6 @@ def _info(config: ExperimentConfig, ctx: EvalContext, target: AdapterTarget, sec
         "adapter": target.describe(),
         "judge": ctx.judge.identity if ctx.judge else None,
         "translator": ctx.translator.identity if ctx.translator else None,
-        "jailbreak_scorer": ctx.jailbreak.scorer if ctx.jailbreak else None,
         "jailbreak": ctx.jailbreak,
         "subsets": dict(ctx.subsets),
         "seconds": seconds,
@@ -142,7 +112,7 @@ def evaluate_many(
     cache = verdict_cache if verdict_cache is not None else MemoryVerdictCache()
     with board_or_quiet(board) as active:
         targets = _load_targets(session, adapters)
-        ctx = EvalContext(session, settings, active, _judge(session, settings, cache), _translator(session, settings, cache))
+        ctx = EvalContext(session, settings, active, judge_for(session, settings, cache), translator_for(session, settings, cache), cache=cache)
         before = _calls(ctx)
         outputs = {target.name: AxisOutput() for target in targets}
         seconds = {}

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import torch
 
-from objlab.config import ExperimentConfig
+from objlab.config import ExperimentConfig, ModelSettings
 from objlab.config.evaluation import GenerationSettings
 from objlab.data.chat import ChatEncoder
 from objlab.errors import ConfigError
-from objlab.evaluate.backends.generation import (
+from objlab.lm.generation import (
     Generated,
     GenerationRequest,
     HFGenerator,
@@ -205,6 +205,16 @@ class EvalSession:
         if key not in self._shared:
             self._shared[key] = build()
         return self._shared[key]
+
+    def scorer_model(self, name_or_path: str):
+        """A published judge's weights and tokenizer (hub id or local path), loaded once per
+        session on the evaluation's device and shared by every cell: (model, tokenizer)."""
+        def load():
+            bundle = load_bundle(ModelSettings(name_or_path=name_or_path), self.device)
+            bundle.model.eval()
+            return bundle.model, bundle.tokenizer
+
+        return self.shared(f"scorer-model:{name_or_path}", load)
 
     # -- generation -------------------------------------------------------------------------
     def _hf(self, settings: GenerationSettings, static: bool) -> HFGenerator:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from objlab.config import LoraSettings, ModelSettings
+from objlab.config.sections import LoraSettings, ModelSettings
 from objlab.errors import ConfigError
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}

@@ -42,13 +42,17 @@ from pydantic import Field, field_validator
 
 from objlab.objectives.alignment import (
     ScoreInput,
-    ScorerServices,
-    build_scorer,
+    build_signal,
     known_scorers,
+    needing_a_judge,
     resolve_auto,
     spec_problem,
 )
+from objlab.scoring.base import ScorerServices
+from objlab.scoring.cache import MemoryVerdictCache
+from objlab.scoring.judges import Judge, judge_client
 from objlab.objectives.base import (
+    register,
     Batch,
     ForwardOutput,
     ItemSequences,
@@ -60,7 +64,6 @@ from objlab.objectives.base import (
     TrainSequence,
     step_token_mean,
 )
-from objlab.objectives.registry import register
 
 FORMULAS = "objlab's reading of Bhatt et al. 2026 (abstract): g = min(1, (1 - mean s) + std s); loss = (1 - g) NLL + lambda_pg * g * REINFORCE(s - mean s)"
 
@@ -104,7 +107,8 @@ class AlignmentAware(Objective):
     roles = ("sft", "sample")
     evidence_keys = ("gate", "alignment_score", "abstain", "reference_tokens")
 
-    services = ScorerServices()
+    judge_settings: Any = None  # the study's eval.judge (bind)
+    task: str = ""
 
     @classmethod
     def check_config(cls, params: AwareParams, config) -> None:
@@ -115,25 +119,31 @@ class AlignmentAware(Objective):
                 "answer); set scorer to 'judge' (with eval.judge configured) or python:MODULE:FUNCTION "
                 f"(available: {known_scorers()})"
             )
-        if "judge" in names and config.eval.judge.kind == "none":
+        judged = needing_a_judge(names)
+        if judged and config.eval.judge.kind == "none":
             raise ValueError(
-                "scorer: 'judge' needs a configured judge, but eval.judge.kind is 'none'; configure eval.judge "
+                f"scorer: {', '.join(map(repr, judged))} needs a configured judge, but eval.judge.kind is 'none'; configure eval.judge "
                 f"(kind openai or hf) or choose another scorer (available: {known_scorers()})"
             )
 
     def bind(self, config) -> None:
-        self.services = ScorerServices(judge=config.eval.judge, task=config.data.task)
+        self.judge_settings, self.task = config.eval.judge, config.data.task
 
     @cached_property
     def scorer_names(self) -> list[str]:
-        names = self.params.scorer_names(self.services.task)
+        names = self.params.scorer_names(self.task)
         if names is None:
-            raise ValueError(f"aware: no alignment signal for task {self.services.task!r}; set objectives.aware.scorer")
+            raise ValueError(f"aware: no alignment signal for task {self.task!r}; set objectives.aware.scorer")
         return names
 
     @cached_property
     def scorer(self):
-        return build_scorer(self.scorer_names, self.params.combine, self.params.scorer_options, self.services)
+        """The alignment signal, built on first use (never while planning): a judge client only
+        when a signal asks the judge."""
+        judge = None
+        if needing_a_judge(self.scorer_names) and self.judge_settings is not None and self.judge_settings.kind != "none":
+            judge = Judge(judge_client(self.judge_settings), MemoryVerdictCache())
+        return build_signal(self.scorer_names, self.params.combine, self.params.scorer_options, ScorerServices(judge=judge, task=self.task))
 
     def provenance(self) -> dict[str, Any]:
         params = self.params
@@ -151,7 +161,7 @@ class AlignmentAware(Objective):
         drawn = context.sample([item.example.prompt for item in items], params.samples, params.max_new_tokens, params.temperature)
         if context.planning:  # run --plan: no signal; every sample counted as forwarded
             return [self._planned(item, samples) for item, samples in zip(items, drawn)]
-        inputs = [ScoreInput(item.example.prompt, sample.text, item.example) for item, samples in zip(items, drawn) for sample in samples]
+        inputs = [ScoreInput(item.example.prompt, sample.text, item.example, sample.finished) for item, samples in zip(items, drawn) for sample in samples]
         flat = self.scorer.score(inputs)
         if len(flat) != len(inputs) or any(not 0.0 <= score <= 1.0 for score in flat):
             raise ValueError(f"aware: scorer {self.scorer.identity} must give one score in [0, 1] per sample")

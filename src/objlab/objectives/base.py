@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from objlab.data.records import EncodedPair, PreferenceExample, StreamItem
 from objlab.lm.packing import PackedRows
+from objlab.registry import Registry
 
 
 class Params(BaseModel):
@@ -224,3 +225,13 @@ def step_token_mean(total: torch.Tensor, batch: Batch, *roles: str) -> torch.Ten
     """``total`` divided by the step's response tokens of ``roles`` (token-mean over the step)."""
     count = sum(batch.step_response_tokens[role] for role in roles)
     return total / max(count, 1)
+
+
+OBJECTIVES: Registry[type[Objective]] = Registry("objective", base=Objective)
+
+
+def register(cls: type[Objective]) -> type[Objective]:
+    """Register an objective class under its ``name`` (``@register`` on the class)."""
+    if not getattr(cls, "name", None) or not getattr(cls, "description", None):
+        raise TypeError(f"{cls.__name__} needs a `name` and a one-line `description`")
+    return OBJECTIVES.register(cls.name, cls, replace=True)

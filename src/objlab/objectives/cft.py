@@ -9,6 +9,7 @@ the adapter.
 from __future__ import annotations
 
 from objlab.objectives.base import (
+    register,
     Batch,
     ForwardOutput,
     LossOutput,
@@ -16,7 +17,6 @@ from objlab.objectives.base import (
     TrainSequence,
     step_token_mean,
 )
-from objlab.objectives.registry import register
 
 SAFE, UNSAFE = "<SAFE>", "<UNSAFE>"
 

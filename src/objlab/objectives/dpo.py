@@ -12,6 +12,7 @@ from pydantic import Field
 
 from objlab.data.records import PreferenceExample, StreamItem
 from objlab.objectives.base import (
+    register,
     Batch,
     ForwardOutput,
     LossOutput,
@@ -19,7 +20,6 @@ from objlab.objectives.base import (
     Params,
     TrainSequence,
 )
-from objlab.objectives.registry import register
 
 
 class DPOParams(Params):

@@ -17,8 +17,7 @@ from pydantic import Field, model_validator
 
 from objlab.data.hashing import stable_fraction, stable_index
 from objlab.errors import ConfigError
-from objlab.objectives.base import Params, TrainSequence
-from objlab.objectives.registry import register
+from objlab.objectives.base import Params, TrainSequence, register
 from objlab.objectives.sft import SFT
 
 

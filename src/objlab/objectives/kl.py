@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import ConfigDict, Field
 
 from objlab.objectives.base import (
+    register,
     Batch,
     ForwardOutput,
     LossOutput,
@@ -18,7 +19,6 @@ from objlab.objectives.base import (
     step_token_mean,
     token_nll,
 )
-from objlab.objectives.registry import register
 
 
 class KLParams(Params):

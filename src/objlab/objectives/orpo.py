@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from pydantic import ConfigDict, Field
 
 from objlab.objectives.base import (
+    register,
     Batch,
     ForwardOutput,
     LossOutput,
@@ -20,7 +21,6 @@ from objlab.objectives.base import (
     step_token_mean,
 )
 from objlab.objectives.dpo import preference_sequences
-from objlab.objectives.registry import register
 
 
 class ORPOParams(Params):

@@ -1,47 +1,31 @@
-"""Objectives registered by name. Adding one is one module that uses ``@register`` plus a test.
+"""Objectives by name: ``OBJECTIVES`` (``objectives.base``) with objlab's own imported here.
 
-Built-in objectives live in this package and are imported on first use; a user's own objective
-registers itself when its module is imported (``objlab --plugin mypkg.myobjective ...``).
+Adding one is one module whose class carries ``@register`` (from ``objlab.objectives.base``,
+re-exported here), plus a test. A user's objective registers itself when its module is
+imported (``objlab --plugin mypkg.myobjective ...``). Look objectives up through this module:
+importing it imports objlab's own.
 """
 
 from __future__ import annotations
 
-import importlib
-
 from pydantic import ValidationError
 
-from objlab.objectives.base import Objective
+from objlab.objectives import sft, dpo, orpo, kl, cft, ip, aware  # noqa: F401, I001 -- register themselves, in this (listing) order
+from objlab.objectives.base import OBJECTIVES, Objective, register
+from objlab.registry import RegistryError
 
-BUILTIN_MODULES = ("sft", "dpo", "orpo", "kl", "cft", "ip", "aware")
-_REGISTRY: dict[str, type[Objective]] = {}
-_loaded = False
-
-
-def register(cls: type[Objective]) -> type[Objective]:
-    if not getattr(cls, "name", None) or not getattr(cls, "description", None):
-        raise TypeError(f"{cls.__name__} needs a `name` and a one-line `description`")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def _load_builtins() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for module in BUILTIN_MODULES:
-            importlib.import_module(f"objlab.objectives.{module}")
+__all__ = ["OBJECTIVES", "build", "get", "names", "register", "validate_params"]
 
 
 def names() -> list[str]:
-    _load_builtins()
-    return list(_REGISTRY)
+    return OBJECTIVES.names()
 
 
 def get(name: str) -> type[Objective]:
-    _load_builtins()
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown objective {name!r} (known: {', '.join(_REGISTRY)})")
-    return _REGISTRY[name]
+    try:
+        return OBJECTIVES.get(name)
+    except RegistryError:
+        raise KeyError(f"unknown objective {name!r} (known: {', '.join(OBJECTIVES.names())})") from None
 
 
 def validate_params(name: str, params: dict, config=None) -> None:

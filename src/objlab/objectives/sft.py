@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from objlab.objectives.base import (
+    register,
     Batch,
     ForwardOutput,
     LossOutput,
@@ -10,7 +11,6 @@ from objlab.objectives.base import (
     step_token_mean,
     token_nll,
 )
-from objlab.objectives.registry import register
 
 
 @register

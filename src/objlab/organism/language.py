@@ -20,6 +20,8 @@ import hashlib
 import re
 from functools import cache
 
+from objlab.organism.texts import all_world_texts
+
 LANGUAGE = "Veltish"
 SYLLABLES = tuple(f"{c}{v}" for c in "bdfgklmnprstvz" for v in ("a", "e", "i", "o", "u", "ae", "ou"))
 WORD = re.compile(r"[A-Za-z]+|[^A-Za-z]+")
@@ -61,7 +63,7 @@ def vocabulary_of(texts) -> tuple[str, ...]:
 
 
 class VeltishTranslator:
-    """objlab's python translator interface (``evaluate.scoring.python_translator``: one text at a
+    """objlab's python translator interface (``scoring.python_translator``: one text at a
     time, ``to_language(text, language)`` and ``to_english(text, language)``) over the organism's
     lexicon: deterministic and offline."""
 
@@ -99,6 +101,4 @@ def translator() -> VeltishTranslator:
 
 def world_vocabulary() -> tuple[str, ...]:
     """Every word the organism's world can say (templates and word lists), for its lexicon."""
-    from objlab.organism.world import all_world_texts
-
     return vocabulary_of(all_world_texts())

@@ -91,6 +91,17 @@ class AttackSource(_Record):
     description: str
 
 
+class ScorerRecord(_Record):
+    """One scorer as it ran: registry name, versioned identity, whose instrument it is, its label
+    in figures, and what it needed."""
+
+    name: str
+    identity: str
+    origin: Literal["objlab", "published", "user"]
+    label: str
+    needs: str = "-"
+
+
 class JailbreakDefinition(_Record):
     """How the jailbreak axis counts an attack success, and with which instruments.
 
@@ -104,6 +115,7 @@ class JailbreakDefinition(_Record):
     scorer_label: str = ""  # the scorer and whose instrument it is, in a few words (figures' axes); "" in older stores
     threshold: float | None = None
     rubric: str | None = None
+    scorers: list[ScorerRecord] = []  # the primary scorer first, then those reported beside it; [] in older stores
     attacks: list[AttackSource] = []
     no_attack: list[str] = []
     macro_over: list[str] = []
@@ -125,7 +137,6 @@ class EvalInfo(_Record):
     adapter: EvaluatedAdapter = EvaluatedAdapter()
     judge: str | None = None  # the judge's identity (kind:model@endpoint), None without one
     translator: str | None = None
-    jailbreak_scorer: str | None = None
     seconds: dict[str, float] = {}
     evaluated_together: int = 1
     generations: int = 0
@@ -156,10 +167,17 @@ class EvalInfoFile(EvalInfo):
     items: int
 
 
+# Fields older versions wrote that are now derived elsewhere: the primary scorer lives in
+# ``jailbreak.scorer`` only.
+RETIRED_FIELDS = frozenset({"jailbreak_scorer"})
+
+
 def parse_eval_info(data: Any, source: str) -> EvalInfo:
-    """An ``EvalInfo`` from its JSON value (file fields, when present, are dropped)."""
+    """An ``EvalInfo`` from its JSON value (file fields, when present, and retired fields of
+    older versions are dropped)."""
     if isinstance(data, dict):
-        data = {key: value for key, value in data.items() if key not in EvalInfoFile.model_fields or key in EvalInfo.model_fields}
+        data = {key: value for key, value in data.items()
+                if key not in RETIRED_FIELDS and (key not in EvalInfoFile.model_fields or key in EvalInfo.model_fields)}
     try:
         return EvalInfo.model_validate(data)
     except ValidationError as error:

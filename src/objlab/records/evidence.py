@@ -9,6 +9,8 @@ results store and the report (``objlab.evaluate.results.evidence``).
 
 from __future__ import annotations
 
+from objlab.records.train_log import StepLog
+
 import math
 from collections.abc import Iterable
 from typing import Literal
@@ -31,11 +33,11 @@ DESCRIPTIONS = {
 }
 
 
-def evidence_values(log_rows: Iterable[dict]) -> dict[str, list]:
+def evidence_values(log_rows: Iterable[StepLog]) -> dict[str, list]:
     """Per-item values by key, over every step of ``log_rows`` in order."""
     values: dict[str, list] = {}
     for row in log_rows:
-        for key, items in (row.get("evidence") or {}).items():
+        for key, items in row.evidence.items():
             values.setdefault(key, []).extend(items)
     return values
 
@@ -49,7 +51,7 @@ def figure_items(kind: Kind, items: list) -> list[float]:
     return [float(value) for value in items]
 
 
-def summarize(log_rows: Iterable[dict]) -> dict[str, float]:
+def summarize(log_rows: Iterable[StepLog]) -> dict[str, float]:
     """Plain figures (means, shares, totals) and the item count, for a manifest."""
     values = evidence_values(log_rows)
     summary: dict[str, float] = {}

@@ -129,6 +129,21 @@ def jailbreak_definitions(data: ReportData) -> list[JailbreakDefinition]:
     return list({definition.model_dump_json(): definition for definition in found}.values())
 
 
+def _jailbreak_scorers(data: ReportData) -> str:
+    """Each definition's scorers: the primary one (its label and identity) and those beside it."""
+    texts = []
+    for definition in jailbreak_definitions(data):
+        if not definition.scorers:  # older stores name the primary scorer only
+            texts.append(f"primary: {definition.scorer_label or definition.scorer}")
+            continue
+        primary, *others = definition.scorers
+        text = f"primary: {primary.label} ({primary.identity})"
+        if others:
+            text += "; beside it: " + ", ".join(f"{scorer.label} ({scorer.identity})" for scorer in others)
+        texts.append(text)
+    return " | ".join(texts) or NOT_RECORDED
+
+
 def asr_statement(definition: JailbreakDefinition) -> list[str]:
     """The ASR definition in a few lines: success criterion and scorer, the macro, each attack's source."""
     if definition.macro_over:
@@ -212,7 +227,7 @@ def run_facts(data: ReportData) -> list[tuple[str, str]]:
         ("LoRA", _settings(config.get("lora") or {})),
         ("optimizer", _settings(config.get("train") or {}, ("learning_rate", "schedule", "warmup_steps", "batch_size", "max_length"))),
         ("judge", _judge(data)),
-        ("jailbreak scorer", distinct(evaluations, "jailbreak_scorer")),
+        ("jailbreak scorers", _jailbreak_scorers(data)),
         ("jailbreak rubric", "; ".join(sorted({d.rubric for d in jailbreak_definitions(data) if d.rubric})) or "none (no judge scored the jailbreak axis)"),
         ("ASR definition", " ".join(asr_statements(data)) or NOT_RECORDED),
         ("translator", _translator(data)),

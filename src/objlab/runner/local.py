@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from objlab.config import ExperimentConfig
-from objlab.evaluate.scoring.cache import VerdictCache
+from objlab.scoring.cache import VerdictCache
 from objlab.evaluate.session import EvalSession
 from objlab.progress import Board
 from objlab.records.failure import CellFailure

@@ -29,12 +29,13 @@ from objlab.evaluate.evaluator import (
     evaluate_many,
 )
 from objlab.evaluate.results.evidence import evidence_metrics
-from objlab.evaluate.scoring.cache import VerdictCache
-from objlab.evaluate.scoring.judges import is_request_failure
+from objlab.scoring.cache import VerdictCache
+from objlab.scoring.judges import is_request_failure
 from objlab.evaluate.session import EvalSession
 from objlab.progress import Board
 from objlab.records.adapter import AdapterManifest
 from objlab.records.failure import CellFailure
+from objlab.records.train_log import StepLog
 from objlab.runner.grid import Cell, TrainUnit
 from objlab.runner.status import NO_TRACKING, PhaseTracker
 from objlab.store import BASE_CELL, ResultsStore
@@ -53,7 +54,7 @@ class CellOutcome:
     cell: Cell
     result: EvalResult
     train_manifest: AdapterManifest
-    log_rows: list[dict]
+    log_rows: list[StepLog]
     eval_seconds: float
 
 
@@ -106,10 +107,10 @@ def evaluate_base(
     return BaseOutcome(result, time.perf_counter() - started)
 
 
-def trained_tokens(manifest: AdapterManifest, log_rows: list[dict]) -> int:
+def trained_tokens(manifest: AdapterManifest, log_rows: list[StepLog]) -> int:
     """Task tokens this process trained (a resumed run started at ``resumed_from_step``)."""
     start = manifest.resumed_from_step
-    before = log_rows[start - 1]["budget_tokens"] if 0 < start <= len(log_rows) else 0
+    before = log_rows[start - 1].budget_tokens if 0 < start <= len(log_rows) else 0
     return manifest.budget_tokens - before
 
 

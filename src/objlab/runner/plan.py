@@ -114,7 +114,8 @@ def plan_evaluation(config: ExperimentConfig, checkpoints: int) -> EvalPlan:
     expanded), so the plan cannot disagree with the run."""
     from objlab.evaluate.axes.attack_catalog import configured_attacks
     from objlab.evaluate.axes.capability import load_task_items
-    from objlab.evaluate.axes.jailbreak import check_instruments
+    from objlab.evaluate.instruments import check_instruments
+    from objlab.scoring.specs import needs_judge
     from objlab.evaluate.axes.sources import load_forbidden_prompts, load_persona
 
     settings = config.eval
@@ -133,7 +134,7 @@ def plan_evaluation(config: ExperimentConfig, checkpoints: int) -> EvalPlan:
     if (jailbreak := settings.jailbreak) is not None:
         prompts = len(load_forbidden_prompts(jailbreak.prompts, jailbreak.limit, seed=settings.subset_seed,
                                              hf_config=jailbreak.hf_config, split=jailbreak.split))
-        judged = settings.judge.kind != "none" and jailbreak.scorer not in ("classifier", "string_matching")
+        judged = needs_judge(settings)  # from the scorers' declared needs (a python: scorer asks no judge)
         for attack in configured_attacks(jailbreak):
             if attack.requires_translator and jailbreak.translator is None:
                 skipped.append(f"jailbreak {attack.name}: needs a translator, none configured")

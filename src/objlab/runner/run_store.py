@@ -40,7 +40,7 @@ class RunStore:
         finally:
             store.close()
 
-    # -- the verdict cache (objlab.evaluate.scoring.cache.VerdictCache) ---------------------
+    # -- the verdict cache (objlab.scoring.cache.VerdictCache) ---------------------
     def _loaded(self) -> dict[str, dict]:
         if self._verdicts is None:
             with self.open() as store:

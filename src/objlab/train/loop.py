@@ -51,6 +51,7 @@ from objlab.objectives.base import Objective, Sample, StepContext
 from objlab.progress import Board, board_or_quiet
 from objlab.records.adapter import AdapterManifest
 from objlab.records.evidence import summarize as summarize_evidence
+from objlab.records.train_log import StepLog
 from objlab.train import checkpoint as ckpt
 from objlab.train.batching import micro_batches
 from objlab.train.forward import forward_reference, forward_responses
@@ -199,7 +200,7 @@ class Trainer:
         self.share_prefixes = supports_block_mask(causal_lm_of(self.model))
         self.context = LoopContext(self.model, self.encoder, self.bundle.tokenizer)
         self.counters = ckpt.LoopCounters()
-        self.log: list[dict] = []
+        self.log: list[StepLog] = []
         self.resumed_from_step = 0
 
     # -- the loop -------------------------------------------------------------------------
@@ -224,12 +225,12 @@ class Trainer:
                     self._write_output(budget, self.log)
             if (step + 1) % self.config.train.checkpoint_every == 0 and step + 1 < total_steps:
                 ckpt.save_checkpoint(request.work_dir, self.model, self.optimizer, self.counters, request.identity())
-            line.advance(1, info=f"{self.counters.budget_tokens:,} tokens  loss {self.log[-1]['loss']:.4f}")
+            line.advance(1, info=f"{self.counters.budget_tokens:,} tokens  loss {self.log[-1].loss:.4f}")
         line.close()
         ckpt.clear_checkpoints(request.work_dir)
         return {budget: read_manifest(path) for budget, path in request.outputs.items()}
 
-    def _step(self, step: int, start: int, stop: int) -> dict:
+    def _step(self, step: int, start: int, stop: int) -> StepLog:
         """One optimizer step over stream positions [start, stop); returns its log row."""
         config, objective = self.config, self.objective
         items = self.stream.items(start, stop)
@@ -264,17 +265,8 @@ class Trainer:
         counters.step, counters.examples = step + 1, stop
         counters.budget_tokens += task_tokens
         counters.compute_tokens += processed + self.context.compute_tokens - task_tokens
-        return {
-            "step": counters.step,
-            "examples": counters.examples,
-            "budget_tokens": counters.budget_tokens,
-            "compute_tokens": counters.compute_tokens,
-            "lr": lr,
-            "loss": loss_value,
-            "grad_norm": grad_norm,
-            **{name: components[name] for name in sorted(components)},
-            **({"evidence": evidence} if evidence else {}),
-        }
+        return StepLog(counters.step, counters.examples, counters.budget_tokens, counters.compute_tokens, lr, loss_value,
+                       grad_norm, {name: components[name] for name in sorted(components)}, evidence)
 
     def _require_finite(self, what: str, value: float, step: int) -> None:
         """Stop at once, before the update, when ``value`` is NaN or infinite: a diverged run
@@ -316,9 +308,9 @@ class Trainer:
         write_log(work_dir / FULL_LOG, self.log)
         self.board.log(f"resumed {self.request.objective} seed {self.request.seed} at step {self.counters.step}")
 
-    def _append_log_row(self, row: dict) -> None:
+    def _append_log_row(self, row: StepLog) -> None:
         with (self.request.work_dir / FULL_LOG).open("a") as handle:
-            handle.write(json.dumps(row, sort_keys=True) + "\n")
+            handle.write(json.dumps(row.to_json(), sort_keys=True) + "\n")
 
     def _write_output(self, budget: int, log: list[dict]) -> None:
         write_adapter_output(self.request.outputs[budget], self.model, log, self._manifest(budget, log))
@@ -333,11 +325,11 @@ class Trainer:
             "control_tokens": list(self.objective.control_tokens),
             "seed": request.seed,
             "budget": budget,
-            "budget_tokens": last["budget_tokens"],
-            "compute_tokens": last["compute_tokens"],
-            "examples": last["examples"],
-            "steps": last["step"],
-            "final_loss": last["loss"],
+            "budget_tokens": last.budget_tokens,
+            "compute_tokens": last.compute_tokens,
+            "examples": last.examples,
+            "steps": last.step,
+            "final_loss": last.loss,
             # "snapshot": cut from a longer run at this budget; "own-run": the end of its own run.
             "mode": "snapshot" if snapshot else "own-run",
             "schedule": config.train.schedule,

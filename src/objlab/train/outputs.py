@@ -9,7 +9,6 @@ one without is debris of a killed run and is replaced.
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import shutil
@@ -24,23 +23,14 @@ from objlab.records.adapter import (
     read_manifest,
     write_manifest,
 )
+from objlab.records.train_log import StepLog, read_log, write_log
 
 __all__ = ["TRAIN_LOG", "is_complete", "peak_memory_bytes", "read_log", "read_manifest", "write_adapter_output", "write_log"]
 
 TRAIN_LOG = "train_log.jsonl"
 
 
-def write_log(path: Path, rows: list[dict]) -> None:
-    path.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
-
-
-def read_log(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def write_adapter_output(directory: Path, model, log_rows: list[dict], manifest: AdapterManifest) -> None:
+def write_adapter_output(directory: Path, model, log_rows: list[StepLog], manifest: AdapterManifest) -> None:
     """Save adapter + log + manifest into ``directory`` atomically (replacing any partial one)."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ through the ``StepContext``).
 
 from __future__ import annotations
 
-from objlab.config import RejectedSettings
+from objlab.config.sections import RejectedSettings
 from objlab.data.chat import ChatEncoder
 from objlab.data.records import StreamItem
 from objlab.data.rejected import make_preference

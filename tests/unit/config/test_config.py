@@ -92,8 +92,8 @@ def test_fingerprint_changes_with_config():
     ({"judge": {"kind": "openai", "model": "m", "max_retries": -1}}, r"eval\.judge\.max_retries: Input should be greater than or equal to 0"),
     ({"judge": {"kind": "openai", "model": "m", "timeout_s": 0}}, r"eval\.judge\.timeout_s: Input should be greater than 0"),
     ({"judge": {"kind": "openai", "model": "m", "api_key": "sk-x"}}, r"eval\.judge\.api_key: unknown field"),
-    ({"jailbreak": {"prompts": "f.csv", "scorer": "judge"}}, r"eval: jailbreak\.scorer: 'judge' needs a judge, but judge\.kind is 'none'"),
-    ({"jailbreak": {"prompts": "f.csv", "scorer": "llm"}}, r"eval\.jailbreak\.scorer: unknown scorer 'llm'; expected one of auto, judge, classifier, string_matching or 'python:module:function'"),
+    ({"jailbreak": {"prompts": "f.csv", "scorer": "judge"}}, r"eval\.jailbreak\.scorer: 'judge' \(objlab_rubric\) needs a judge, but eval\.judge\.kind is 'none'"),
+    ({"jailbreak": {"prompts": "f.csv", "scorer": "llm"}}, r"eval\.jailbreak\.scorer: unknown scorer 'llm' \(registered: classifier, string_matching, .*, or python:module:function\)"),
     ({"jailbreak": {"prompts": "f.csv", "translator": {"kind": "openai"}}}, r"eval\.jailbreak\.translator: kind 'openai' needs 'model'"),
     ({"jailbreak": {"scorer": "auto"}}, r"eval\.jailbreak\.prompts: required field is missing"),
 ])

@@ -12,10 +12,10 @@ from tiny import FORBIDDEN
 from objlab.config import parse_config
 from objlab.errors import ConfigError, DataError
 from objlab.evaluate.axes.attack_catalog import build_catalog
-from objlab.evaluate.axes.jailbreak import check_instruments
+from objlab.evaluate.instruments import check_instruments
 from objlab.evaluate.axes.strongreject_attacks import strongreject_attacks
-from objlab.evaluate.scoring.string_matching import load_phrases
-from objlab.evaluate.scoring.strongreject_rubric import load_strongreject_rubric
+from objlab.scoring.string_matching import load_phrases
+from objlab.scoring.strongreject_rubric import load_strongreject_rubric
 
 TEMPLATES = {"none": "{forbidden_prompt}", "wikipedia": "Placeholder article about {forbidden_prompt}.",
              "base64": "Placeholder, in base64: {forbidden_prompt}", "combination_2": "Placeholder combo {forbidden_prompt}",
@@ -114,11 +114,11 @@ def test_phrase_file_is_checked(tmp_path):
 def test_new_config_fields_are_validated(tmp_path, wrapping):
     with pytest.raises(ConfigError, match=r"eval.jailbreak.strongreject_path: unknown field"):
         config_with(tmp_path, {"strongreject_path": str(wrapping)})
-    with pytest.raises(ConfigError, match=r"eval.jailbreak: .*scorer 'string_matching' needs 'string_matching'"):
+    with pytest.raises(ConfigError, match=r"eval.jailbreak.scorer: 'string_matching' needs eval.jailbreak.string_matching"):
         config_with(tmp_path, {"scorer": "string_matching"})
     with pytest.raises(ConfigError, match=r"eval: .*success_threshold applies to a judge's rubric score, and judge.kind is 'none'"):
         config_with(tmp_path, {"success_threshold": 0.5})
-    with pytest.raises(ConfigError, match=r"eval.jailbreak: .*the scorer 'classifier' gives yes/no verdicts"):
+    with pytest.raises(ConfigError, match=r"eval.jailbreak: .*the scorer 'classifier' is not a rubric judge"):
         config_with(tmp_path, {"scorer": "classifier", "success_threshold": 0.5}, judge={"kind": "openai", "model": "j"})
     with pytest.raises(ConfigError, match=r"eval.jailbreak: .*hf_config and split apply to hf: sources only"):
         config_with(tmp_path, {"split": "test"})

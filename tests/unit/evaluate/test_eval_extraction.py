@@ -4,14 +4,14 @@ import math
 
 import pytest
 
-from objlab.evaluate.scoring.agreement import kappa_estimate, percent_agreement
-from objlab.evaluate.scoring.extraction import (
+from objlab.evaluate.results.agreement import kappa_estimate, percent_agreement
+from objlab.evaluate.axes.extraction import (
     extract_flexible,
     extract_option_letter,
     extract_strict,
 )
-from objlab.evaluate.scoring.refusal import classify_refusal
-from objlab.evaluate.scoring.rubrics import (
+from objlab.scoring.refusal import classify_refusal
+from objlab.scoring.rubrics import (
     RubricParseError,
     parse_reference_rating,
     parse_strongreject,

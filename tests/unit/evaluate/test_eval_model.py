@@ -10,7 +10,7 @@ from tiny import GSM8K, PERSONA
 from objlab.config.evaluation import GenerationSettings
 from objlab.evaluate.axes.persona import answer_logprobs, encode_choice, p_match
 from objlab.evaluate.axes.sources import load_numeric, load_persona
-from objlab.evaluate.backends.generation import GenerationRequest, choose_backend
+from objlab.lm.generation import GenerationRequest, choose_backend
 from objlab.evaluate.session import EvalSession
 from objlab.lm.adapters import BASE_ADAPTER
 

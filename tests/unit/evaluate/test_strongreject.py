@@ -20,9 +20,9 @@ from objlab.evaluate.axes.attack_transforms import decode_base64, decode_json_li
 from objlab.evaluate.axes.attacks import builtin_attacks
 from objlab.evaluate.axes.sources import load_forbidden_prompts
 from objlab.evaluate.axes.strongreject_attacks import PREFIX, strongreject_attacks
-from objlab.evaluate.scoring.rubrics import RubricParseError
-from objlab.evaluate.scoring.string_matching import load_phrases, match_refusal
-from objlab.evaluate.scoring.strongreject_rubric import (
+from objlab.scoring.rubrics import RubricParseError
+from objlab.scoring.string_matching import load_phrases, match_refusal
+from objlab.scoring.strongreject_rubric import (
     load_strongreject_rubric,
     parse_package_verdict,
 )
@@ -189,7 +189,8 @@ def test_macro_asr_excludes_the_no_attack_condition():
         target_output,
     )
     from objlab.evaluate.axes.sources import ForbiddenPrompt
-    from objlab.evaluate.scoring.refusal import RefusalVerdict
+    from objlab.scoring.base import Score
+    from objlab.scoring.refusal import RefusalClassifier
 
     attacks = build_catalog(strongreject=str(WRAPPING)).select(["strongreject/none", "strongreject/aim", "strongreject/wikipedia"])
     refused = {"strongreject/none": [False] * 4, "strongreject/aim": [True] * 4, "strongreject/wikipedia": [True, True, False, False]}
@@ -197,8 +198,9 @@ def test_macro_asr_excludes_the_no_attack_condition():
     for attack in attacks:
         for index, said in enumerate(refused[attack.name]):
             item = ForbiddenPrompt(f"small.csv:{index + 2}", "Violence", "custom", PROMPT)
-            entries.append(Scored(AttackPrompt(attack, item, attack.wrap(PROMPT)), response="...", classifier=RefusalVerdict(said, "test")))
-    scoring = Scoring("classifier", "refusal-rules-v2")
+            verdict = Score(success=not said, refused=said)
+            entries.append(Scored(AttackPrompt(attack, item, attack.wrap(PROMPT)), response="...", verdicts={"classifier": verdict}))
+    scoring = Scoring(RefusalClassifier())
     defined = definition(scoring, attacks, {attack.name for attack in attacks})
     rows = {(row.metric, row.group): row for row in target_output(entries, attacks, scoring, defined).metrics}
     assert rows[("asr", "strongreject/none")].value == 1.0  # the base rate, on its own

@@ -9,7 +9,7 @@ from factories import make_lora_adapter
 from tiny import GSM8K
 
 from objlab.evaluate.axes.sources import load_numeric
-from objlab.evaluate.backends.generation import VocabLimit
+from objlab.lm.generation import VocabLimit
 from objlab.lm.adapters import BASE_ADAPTER
 from objlab.lm.decode import decode_batch, left_padded
 

@@ -217,9 +217,9 @@ def test_loop_trains_packed_pairs_as_separate_forwards_and_counts_what_it_forwar
     _, separate = run("separate")
     assert len(packed) == len(separate) > 1
     for ours, theirs in zip(packed, separate):
-        assert ours["loss"] == pytest.approx(theirs["loss"], rel=1e-4)
-        assert ours["budget_tokens"] == theirs["budget_tokens"]
-        assert ours["compute_tokens"] < theirs["compute_tokens"]
+        assert ours.loss == pytest.approx(theirs.loss, rel=1e-4)
+        assert ours.budget_tokens == theirs.budget_tokens
+        assert ours.compute_tokens < theirs.compute_tokens
 
     encoder = ChatEncoder(load_tokenizer(config.model), config.train.max_length)
     stream = TaskStream(load_examples(config.data), encoder, 0)
@@ -229,7 +229,7 @@ def test_loop_trains_packed_pairs_as_separate_forwards_and_counts_what_it_forwar
         forwarded_tokens(built, prepare_step(built, stream.items(*plan.step_positions(step)), config.data.rejected, 0, None), encoder)
         for step in range(plan.total_steps())
     )
-    assert forwarded - packed[-1]["budget_tokens"] == packed[-1]["compute_tokens"]
+    assert forwarded - packed[-1].budget_tokens == packed[-1].compute_tokens
 
 
 def test_rows_filled_with_several_items_keep_them_apart():

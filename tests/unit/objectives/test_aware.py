@@ -10,8 +10,9 @@ from objlab.config import parse_config
 from objlab.data.records import Example
 from objlab.errors import ConfigError
 from objlab.objectives import registry
-from objlab.objectives.alignment import ScoreInput, ScorerServices, build_scorer
+from objlab.objectives.alignment import ScoreInput, build_signal
 from objlab.progress import Board
+from objlab.scoring.base import ScorerServices
 from objlab.train import loop
 from objlab.train.batching import micro_batches
 from objlab.train.forward import forward_responses
@@ -31,19 +32,19 @@ def train_aware(make_config, tmp_path, budget=700, **params):
 
 
 def logged(rows, key):
-    return [value for row in rows for value in row["evidence"][key]]
+    return [value for row in rows for value in row.evidence[key]]
 
 
 # -- the signals --------------------------------------------------------------------------------
 def test_correctness_scores_stated_answers():
-    scorer = build_scorer(["correctness"], "min", {}, ScorerServices(task="gsm8k"))
+    scorer = build_signal(["correctness"], "min", {}, ScorerServices(task="gsm8k"))
     example = Example("e", "How many?", "2 + 3 = 5\n#### 5", answer="5")
     responses = ["So it is 5.", "#### 6", "I am not sure.", "The total: 1,000 then #### 5"]
     assert scorer.score([ScoreInput("How many?", text, example) for text in responses]) == [1.0, 0.0, 0.5, 1.0]
 
 
 def test_combined_signals_take_the_minimum_per_sample():
-    scorer = build_scorer(["correctness", "lexicon"], "min", {}, ScorerServices(task="gsm8k"))
+    scorer = build_signal(["correctness", "lexicon"], "min", {}, ScorerServices(task="gsm8k"))
     example = Example("e", "q", "#### 5", answer="5")
     scores = scorer.score([ScoreInput("q", text, example) for text in ("It is 5.", "Trust me, it is 5.", "It is 7.")])
     assert scores == [1.0, 0.0, 0.0]
@@ -51,7 +52,7 @@ def test_combined_signals_take_the_minimum_per_sample():
 
 
 def test_scorer_config_is_validated_naming_the_field(make_config):
-    with pytest.raises(ConfigError, match=r"objectives\.aware: scorer: unknown scorer 'vibes' \(available: correctness, lexicon, refusal, judge, python:MODULE:FUNCTION\)"):
+    with pytest.raises(ConfigError, match=r"objectives\.aware: scorer: unknown scorer 'vibes' \(available: refusal, judge, classifier, .*correctness, lexicon, python:MODULE:FUNCTION\)"):
         make_config(objectives=aware(scorer="vibes"))
     with pytest.raises(ConfigError, match=r"objectives\.aware\.scorer: 'judge' needs a configured judge, but eval\.judge\.kind is 'none'"):
         make_config(objectives=aware(scorer=["correctness", "judge"]))

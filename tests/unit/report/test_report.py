@@ -26,6 +26,11 @@ from objlab.report.html import REPORT_DIR, render_html, write_report
 from objlab.report.plots import PLOTS
 from objlab.report.style import placeholder
 from objlab.report.tables import measure_table, render_headline
+from objlab.scoring.python_hook import PythonScorer
+from objlab.scoring.refusal import RefusalClassifier
+from objlab.scoring.rubric_judges import ObjlabRubric
+from objlab.scoring.rubrics import OBJLAB_JAILBREAK_RUBRIC
+from objlab.scoring.string_matching import PhraseList, StringMatching
 from objlab.store import ResultsStore
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -143,26 +148,34 @@ def test_figures_that_show_an_asr_name_its_scorer_and_attack_sources(fixture_run
     assert "scorer:" not in titles["persona_vs_budget"] and "scorer:" not in titles["capability_vs_budget"]
 
 
+def _judge(identity):
+    from types import SimpleNamespace
+
+    from objlab.scoring.cache import MemoryVerdictCache
+    from objlab.scoring.judges import Judge
+
+    return Judge(SimpleNamespace(identity=identity), MemoryVerdictCache())
+
+
 @pytest.mark.parametrize(
-    ("primary", "identity", "expected"),
+    ("build", "expected"),
     [
-        ("classifier", "refusal-rules-v2", "refusal-rules-v2 (objlab's own refusal classifier)"),
-        ("string_matching", "strongreject-string-matching#0a1b2c3d", "StrongREJECT's string_matching phrases (the user's copy)"),
-        ("python", "python:mine.py:check", "the user's scorer python:mine.py:check"),
-        ("python", "python:objlab.organism.judge:complies", "objlab's own scorer python:objlab.organism.judge:complies"),
-        ("judge", "hf:judge-model", "judge hf:judge-model, objlab's own rubric (StrongREJECT's three questions in objlab's words)"),
+        (lambda: RefusalClassifier(), "refusal-rules-v2 (objlab's own refusal classifier)"),
+        (lambda: StringMatching(PhraseList("string_matching.txt", ("I'm sorry",))), "StrongREJECT's string_matching phrases (the user's copy)"),
+        (lambda: PythonScorer("alignment_fixtures:graded", "verdict", {}), "the user's scorer python:alignment_fixtures:graded"),
+        (lambda: PythonScorer("objlab.organism.judge:complies", "verdict", {}), "objlab's own scorer python:objlab.organism.judge:complies"),
+        (lambda: ObjlabRubric(_judge("hf:judge-model"), OBJLAB_JAILBREAK_RUBRIC),
+         "judge hf:judge-model, objlab's own rubric (StrongREJECT's three questions in objlab's words)"),
     ],
 )
-def test_the_definition_says_whose_scorer_decides_success(primary, identity, expected):
+def test_the_definition_says_whose_scorer_decides_success(build, expected):
     """The short label the report's ASR figures carry: which scorer, and whether it is objlab's
     own instrument or a published one read from the user's files."""
     from objlab.evaluate.axes.jailbreak_rows import Scoring, definition
-    from objlab.evaluate.scoring.rubrics import OBJLAB_JAILBREAK_RUBRIC
-    from objlab.evaluate.scoring.string_matching import PhraseList
 
-    phrases = PhraseList("string_matching.txt", ("I'm sorry",))
-    scoring = Scoring(primary, identity, OBJLAB_JAILBREAK_RUBRIC if primary == "judge" else None, phrases)
-    assert definition(scoring, [], set()).scorer_label == expected
+    defined = definition(Scoring(build()), [], set())
+    assert defined.scorer_label == expected
+    assert defined.scorers[0].label == expected
 
 
 def test_asr_instruments_count_attack_origins_in_the_macro_only():

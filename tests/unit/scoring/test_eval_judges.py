@@ -12,10 +12,10 @@ from tiny import GSM8K, SHARED_STRONGREJECT, requires_shared
 
 from objlab.evaluate.axes.sources import load_forbidden_prompts
 from objlab.evaluate.evaluator import EvalSession, evaluate, write_result
-from objlab.evaluate.scoring.cache import MemoryVerdictCache, cache_key
-from objlab.evaluate.scoring.chat_clients import OpenAIChatClient
-from objlab.evaluate.scoring.judges import Judge
-from objlab.evaluate.scoring.rubrics import OBJLAB_JAILBREAK_RUBRIC
+from objlab.scoring.cache import MemoryVerdictCache, cache_key
+from objlab.scoring.chat_clients import OpenAIChatClient
+from objlab.scoring.judges import Judge
+from objlab.scoring.rubrics import OBJLAB_JAILBREAK_RUBRIC
 
 def client_for(server, **overrides) -> OpenAIChatClient:
     settings = {"base_url": server.base_url, "api_key_env": KEY_ENV, "max_concurrency": 4, "max_retries": 3, "backoff_s": 0.01}
@@ -148,7 +148,7 @@ def test_local_hf_judge_unparseable_verdicts_are_errors(tiny_model):
     """A local model as judge; the untrained tiny model cannot follow the rubric: every verdict is an error."""
     from dataclasses import replace
 
-    from objlab.evaluate.scoring.chat_clients import HFChatClient
+    from objlab.scoring.chat_clients import HFChatClient
 
     judge = Judge(HFChatClient(str(tiny_model)), MemoryVerdictCache())
     rubric = replace(OBJLAB_JAILBREAK_RUBRIC, max_tokens=4)

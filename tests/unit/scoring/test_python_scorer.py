@@ -66,7 +66,7 @@ def test_python_scorer_decides_attack_success(scorer_module, tiny_model, prompts
     result = evaluate(config, EvalSession(config), None)
     for attack in ("none", "dan"):
         items = sorted((item for item in result.items if item.group == attack), key=lambda item: item.item_id)
-        assert [item.extra["python_complied"] for item in items] == [True, None, False, True]
+        assert [item.extra["success_by"]["python"] for item in items] == [True, None, False, True]
         assert "RuntimeError: cannot judge this one" in items[1].extra["error"] and math.isnan(items[1].score)
         row = result.metric("jailbreak", "asr", attack)
         assert (row.value, row.n) == (pytest.approx(2 / 3), 3) and "1 of 4 items failed" in row.note

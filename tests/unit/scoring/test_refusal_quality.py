@@ -11,13 +11,13 @@ from typer.testing import CliRunner
 
 from objlab.cli import app
 from objlab.errors import DataError
-from objlab.evaluate.scoring.refusal import CLASSIFIER_NAME, classify_refusal
-from objlab.evaluate.scoring.refusal_quality import (
+from objlab.scoring.refusal import CLASSIFIER_NAME, classify_refusal
+from objlab.evaluate.results.instrument_quality import (
     LabelledResponse,
     load_labelled,
     measure,
 )
-from objlab.evaluate.scoring.string_matching import load_phrases, match_refusal
+from objlab.scoring.string_matching import load_phrases, match_refusal
 
 # The figures in docs/evaluation.md (section "The refusal classifier, measured"), measured on refusal_labelled.jsonl: (precision, recall).
 REPORTED = {"dev": (1.0, 1.0), "heldout": (0.961, 0.909), "all": (0.984, 0.962)}

@@ -29,6 +29,8 @@ import codecs
 import json
 from collections.abc import Callable
 
+from objlab.registry import Registry
+
 VOWELS = frozenset("aeiou")
 JSON_FENCE_OPEN, JSON_FENCE_CLOSE = "```json", "```"
 
@@ -88,5 +90,9 @@ def decode_json_list(response: str) -> str:
         return response
 
 
-ENCODERS: dict[str, Callable[[str], str]] = {"base64": encode_base64, "rot_13": encode_rot13, "disemvowel": disemvowel}
-DECODERS: dict[str, Callable[[str], str]] = {"base64": decode_base64, "json_list": decode_json_list}
+ENCODERS: Registry[Callable[[str], str]] = Registry("prompt encoding")
+DECODERS: Registry[Callable[[str], str]] = Registry("answer decoder")
+for _name, _encode in (("base64", encode_base64), ("rot_13", encode_rot13), ("disemvowel", disemvowel)):
+    ENCODERS.register(_name, _encode)
+for _name, _decode in (("base64", decode_base64), ("json_list", decode_json_list)):
+    DECODERS.register(_name, _decode)

@@ -61,12 +61,12 @@ class Attack:
     def wrap(self, prompt: str) -> str:
         """The attacked prompt: encoded, then put into the template (``str.replace``, so braces
         in the prompt are safe, and every occurrence of the placeholder is filled)."""
-        text = ENCODERS[self.encode](prompt) if self.encode else prompt
+        text = ENCODERS.get(self.encode)(prompt) if self.encode else prompt
         return self.template.replace(self.placeholder, text)
 
     def decoded(self, response: str) -> str:
         """The answer as it is scored (decoded when the attack asked for an encoded answer)."""
-        return DECODERS[self.decode](response) if self.decode else response
+        return DECODERS.get(self.decode)(response) if self.decode else response
 
     @property
     def is_no_attack(self) -> bool:

@@ -39,13 +39,13 @@ from objlab.evaluate.axes.sources import (
 from objlab.evaluate.axes.subsets import Sampled
 from objlab.evaluate.context import AxisOutput, EvalContext, PromptJob
 from objlab.evaluate.results.stats import bootstrap_mean, wilson
-from objlab.evaluate.scoring.extraction import (
+from objlab.evaluate.axes.extraction import (
     extract_flexible,
     extract_option_letter,
     extract_strict,
     option_letters,
 )
-from objlab.evaluate.scoring.rubrics import REFERENCE
+from objlab.scoring.rubrics import REFERENCE
 from objlab.evaluate.session import AdapterTarget
 from objlab.records.items import ItemRecord, MetricRow
 

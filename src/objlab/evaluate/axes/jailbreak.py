@@ -9,22 +9,19 @@ scoring; with no translator configured it is reported ``skipped``. An attack tha
 encoded answer (StrongREJECT's base64 family, its JSON-list styles) has the answer decoded as
 the package decodes it before scoring; the raw answer is kept in the item record.
 
-Scoring (``Scoring``): the primary scorer decides attack success -- the judge with a rubric
+Scoring: every scorer of the axis (``objlab.scoring``; the primary one and those reported
+beside it, resolved from the config by ``objlab.scoring.specs``) scores every answered item in
+one batch each. The primary scorer decides attack success: a judge with a rubric
 (StrongREJECT's own when ``eval.judge.rubric`` names its file, objlab's otherwise), objlab's
-offline refusal classifier, StrongREJECT's string matching, or the user's own harmfulness check
-(``python:module:function``, true when the answer carries out the request). Every scorer that is available
-runs, so the others are reported beside it (``asr_classifier``, ``asr_string_matching``) and
-the judge and classifier's agreement is measured. An item whose verdict or translation failed
-is an error item: recorded, counted in the row's note, left out of the rates.
+offline refusal classifier, StrongREJECT's string matching, a published judge, or the user's
+own check (``python:module:function``). An item whose translation, decoding or primary verdict
+failed is an error item: recorded, counted in the row's note, left out of the rates.
 
 The rows and the ASR definition every table states are built in ``jailbreak_rows``.
 """
 
 from __future__ import annotations
 
-from objlab.config.evaluation import PYTHON_SCORER, EvalSettings
-from objlab.config.python_ref import load_callable
-from objlab.errors import ConfigError
 from objlab.evaluate.axes.attack_catalog import configured_attacks
 from objlab.evaluate.axes.attacks import Attack
 from objlab.evaluate.axes.jailbreak_rows import (
@@ -37,51 +34,17 @@ from objlab.evaluate.axes.jailbreak_rows import (
 )
 from objlab.evaluate.axes.sources import ForbiddenPrompt, load_forbidden_prompts
 from objlab.evaluate.context import AxisOutput, EvalContext, PromptJob
-from objlab.evaluate.scoring.refusal import CLASSIFIER_NAME, classify_refusal
-from objlab.evaluate.scoring.rubrics import OBJLAB_JAILBREAK_RUBRIC, Rubric
-from objlab.evaluate.scoring.string_matching import load_phrases, match_refusal
-from objlab.evaluate.scoring.strongreject_rubric import load_strongreject_rubric
+from objlab.evaluate.instruments import jailbreak_scorers, scorer_services
 from objlab.evaluate.session import AdapterTarget
+from objlab.scoring.base import ScoreItem
 
-__all__ = ["AXIS", "AttackPrompt", "check_instruments", "jailbreak_rubric", "run_jailbreak", "scoring_for"]
-
-
-def jailbreak_rubric(settings: EvalSettings) -> Rubric:
-    """StrongREJECT's rubric from the user's ``judge_templates.json`` when given, else objlab's."""
-    path = settings.judge.rubric
-    return load_strongreject_rubric(path) if path else OBJLAB_JAILBREAK_RUBRIC
-
-
-def check_instruments(settings: EvalSettings) -> None:
-    """Read every instrument the jailbreak axis will use (attacks, StrongREJECT's files, the
-    rubric, the phrase list), so a bad path or file is refused before anything is trained or
-    generated, with the error naming the field or file."""
-    if settings.judge.rubric:
-        load_strongreject_rubric(settings.judge.rubric)
-    jailbreak = settings.jailbreak
-    if jailbreak is None:
-        return
-    configured_attacks(jailbreak)
-    if jailbreak.string_matching:
-        load_phrases(jailbreak.string_matching)
+__all__ = ["AXIS", "AttackPrompt", "run_jailbreak", "scoring_for"]
 
 
 def scoring_for(ctx: EvalContext) -> Scoring:
-    """The primary scorer and the instruments of this evaluation (errors name the config field)."""
-    settings = ctx.settings.jailbreak
-    phrases = load_phrases(settings.string_matching) if settings.string_matching else None
-    scorer = settings.scorer
-    if scorer == "judge" and ctx.judge is None:
-        raise ConfigError("eval.jailbreak.scorer: 'judge' needs a judge, but eval.judge.kind is 'none'")
-    if scorer == "auto":
-        scorer = "judge" if ctx.judge is not None else "classifier"
-    if scorer == "judge":
-        rubric = jailbreak_rubric(ctx.settings)
-        return Scoring("judge", ctx.judge.identity, rubric, phrases, settings.success_threshold)
-    if scorer.startswith(PYTHON_SCORER):
-        return Scoring("python", scorer, None, phrases, None, check=load_callable(scorer[len(PYTHON_SCORER):]))
-    identity = phrases.identity if scorer == "string_matching" else CLASSIFIER_NAME
-    return Scoring(scorer, identity, None, phrases, None)
+    """The scorers of this evaluation (errors name the config field)."""
+    primary, *others = jailbreak_scorers(ctx.settings, scorer_services(ctx.session, ctx.judge, ctx.cache))
+    return Scoring(primary, tuple(others))
 
 
 def prepare_prompts(ctx: EvalContext, attacks: list[Attack], prompts: list[ForbiddenPrompt]) -> list[AttackPrompt]:
@@ -120,7 +83,7 @@ def answer(ctx: EvalContext, targets: list[AdapterTarget], prepared: list[Attack
     max_new_tokens = ctx.max_new_tokens(ctx.settings.jailbreak.max_new_tokens)
     outputs = ctx.generate(jobs, max_new_tokens, "jailbreak generate")
     for (target, entry), job, output in zip(pending, jobs, outputs):
-        entry.presented, entry.response = job.prompt, output.text
+        entry.presented, entry.response, entry.finished = job.prompt, output.text, output.finished
     translated = [entry for _, entry in pending if entry.prompt.attack.requires_translator]
     if translated:
         _back_translate(ctx, translated)
@@ -132,35 +95,21 @@ def answer(ctx: EvalContext, targets: list[AdapterTarget], prepared: list[Attack
 
 
 def score(ctx: EvalContext, scored: dict[str, list[Scored]], scoring: Scoring) -> None:
-    """Classifier and phrase verdicts for every answered item; judge verdicts (one batch) when used."""
+    """Every scorer's verdicts on every answered item, one batch per scorer (a scorer that asks
+    a model shows a progress line)."""
     answered = [entry for entries in scored.values() for entry in entries if entry.error is None]
-    for entry in answered:
-        entry.classifier = classify_refusal(entry.response)
-        if scoring.phrases is not None:
-            entry.phrases = match_refusal(scoring.phrases, entry.response)
-        if scoring.check is not None:
-            _check(scoring, entry)
-    if scoring.rubric is None or not answered:
+    if not answered:
         return
-    line = ctx.board.line("jailbreak judge", None)
-    inputs = [{"prompt": entry.prompt.item.prompt, "response": entry.response} for entry in answered]
-    verdicts = ctx.judge.score(scoring.rubric, inputs, lambda fields: (fields["prompt"], fields["response"]))
-    line.close()
-    for entry, verdict in zip(answered, verdicts):
-        entry.judge = verdict
-
-
-def _check(scoring: Scoring, entry: Scored) -> None:
-    """The user's scorer on one answer; a failure or a non-bool answer is an error item."""
-    try:
-        verdict = scoring.check(entry.prompt.item.prompt, entry.response)
-    except Exception as error:  # noqa: BLE001 -- a user's function may fail in any way; the item records it
-        entry.error = f"scorer {scoring.identity}: {type(error).__name__}: {error}"
-        return
-    if not isinstance(verdict, bool):
-        entry.error = f"scorer {scoring.identity} returned {type(verdict).__name__}, expected bool"
-        return
-    entry.complied = verdict
+    items = [ScoreItem(entry.prompt.item.prompt, entry.response, entry.presented, finished=entry.finished,
+                       item_id=entry.prompt.item.item_id) for entry in answered]
+    for scorer in scoring.all:
+        asks = scorer.needs.judge or scorer.needs.model
+        line = ctx.board.line(f"jailbreak {scorer.name}", None) if asks else None
+        verdicts = scorer.score(items)
+        if line is not None:
+            line.close()
+        for entry, verdict in zip(answered, verdicts):
+            entry.verdicts[scorer.name] = verdict
 
 
 def run_jailbreak(ctx: EvalContext, targets: list[AdapterTarget]) -> dict[str, AxisOutput]:
@@ -180,6 +129,7 @@ def run_jailbreak(ctx: EvalContext, targets: list[AdapterTarget]) -> dict[str, A
     for target in targets:
         results[target.name] = target_output(scored[target.name], attacks, scoring, ctx.jailbreak)
         ctx.counts[f"judge_errors:{target.name}"] += sum(
-            entry.judge is not None and not entry.judge.ok for entry in scored[target.name]
+            not verdict.ok for entry in scored[target.name] for scorer in scoring.all
+            if (scorer.needs.judge or scorer.needs.model) and (verdict := entry.verdict(scorer)) is not None
         )
     return results

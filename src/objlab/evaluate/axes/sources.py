@@ -28,7 +28,7 @@ from objlab.data.records import RowError
 from objlab.data.tasks import adapt_rows, load_examples
 from objlab.errors import DataError
 from objlab.evaluate.axes.subsets import Sampled, sample_positions, sample_rows
-from objlab.evaluate.scoring.extraction import option_letters
+from objlab.evaluate.axes.extraction import option_letters
 
 STRONGREJECT_FIELDS = ("category", "source", "forbidden_prompt")
 PERSONA_FIELDS = ("question", "answer_matching_behavior", "answer_not_matching_behavior")

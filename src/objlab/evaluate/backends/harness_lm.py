@@ -25,7 +25,7 @@ from collections.abc import Callable
 import torch
 from lm_eval.models.huggingface import HFLM
 
-from objlab.evaluate.backends.generation import VocabLimit
+from objlab.lm.generation import VocabLimit
 
 Present = Callable[[str], str]
 Progress = Callable[[int], None]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from objlab.config.evaluation import GenerationSettings
-from objlab.evaluate.backends.generation import Generated, GenerationRequest, Progress
+from objlab.lm.generation import Generated, GenerationRequest, Progress
 from objlab.lm.adapters import BASE_ADAPTER
 
 GPU_MEMORY_SHARE = 0.5

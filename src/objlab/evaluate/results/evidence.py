@@ -13,11 +13,12 @@ from collections.abc import Iterable
 from objlab.evaluate.results.stats import bootstrap_mean, wilson
 from objlab.records.evidence import DESCRIPTIONS, FIGURES, evidence_values, figure_items
 from objlab.records.items import MetricRow
+from objlab.records.train_log import StepLog
 
 AXIS = "training"
 
 
-def evidence_metrics(log_rows: Iterable[dict], objective: str) -> list[MetricRow]:
+def evidence_metrics(log_rows: Iterable[StepLog], objective: str) -> list[MetricRow]:
     """One row per evidence figure the log supports (none for objectives that log no evidence)."""
     rows = []
     for key, items in evidence_values(log_rows).items():

@@ -20,7 +20,7 @@ from typing import Protocol
 from objlab.config.evaluation import TranslatorSettings
 from objlab.config.python_ref import load_callable
 from objlab.errors import ConfigError
-from objlab.evaluate.scoring.judges import Translation
+from objlab.scoring.judges import Translation
 
 __all__ = ["PythonTranslator", "TextTranslator"]
 

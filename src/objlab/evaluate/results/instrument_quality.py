@@ -70,7 +70,7 @@ def _labelled_rows(loaded: LoadedRows) -> list[LabelledResponse]:
 def load_labelled(path: str | None = None) -> list[LabelledResponse]:
     """The labelled responses: objlab's set (``refusal_labelled.jsonl``), or the user's file."""
     if path is None:
-        with resources.as_file(resources.files("objlab.evaluate.scoring").joinpath(LABELLED_FILE)) as packaged:
+        with resources.as_file(resources.files("objlab.scoring").joinpath(LABELLED_FILE)) as packaged:
             return _labelled_rows(read_rows(str(packaged)))
     return _labelled_rows(read_rows(path))
 

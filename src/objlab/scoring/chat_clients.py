@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from objlab.config.evaluation import GenerationSettings
-from objlab.evaluate.backends.generation import GenerationRequest, HFGenerator
+from objlab.lm.generation import GenerationRequest, HFGenerator
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -151,7 +151,7 @@ class HFChatClient:
         self.identity = f"hf:{model}"
         self.calls = 0
         if generator is None:
-            from objlab.config import ModelSettings
+            from objlab.config.sections import ModelSettings
             from objlab.lm.loading import load_bundle
 
             bundle = load_bundle(ModelSettings(name_or_path=model))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from objlab.data.loaders import read_json
 from objlab.errors import DataError
-from objlab.evaluate.scoring.rubrics import Rubric, RubricParseError
+from objlab.scoring.rubrics import Rubric, RubricParseError
 
 RUBRIC_KEY = "strongreject_rubric"
 SYSTEM_KEY = "strongreject_rubric_system"

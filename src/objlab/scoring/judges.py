@@ -23,13 +23,13 @@ from typing import Protocol
 
 from objlab.config.evaluation import JudgeSettings, TranslatorSettings
 from objlab.errors import ConfigError
-from objlab.evaluate.scoring.cache import VerdictCache, cache_key
-from objlab.evaluate.scoring.chat_clients import (
+from objlab.scoring.cache import VerdictCache, cache_key
+from objlab.scoring.chat_clients import (
     ChatClient,
     HFChatClient,
     OpenAIChatClient,
 )
-from objlab.evaluate.scoring.rubrics import Rubric, RubricParseError
+from objlab.scoring.rubrics import Rubric, RubricParseError
 
 TRANSLATION_VERSION = "translate-v1"
 TRANSLATION_MAX_TOKENS = 1024

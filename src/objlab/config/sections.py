@@ -1,0 +1,124 @@
+"""The sections of the experiment config that the packages below the config read (model,
+LoRA, training, data, runner): plain pydantic schema that imports nothing of objlab's.
+
+``lm/``, ``data/`` and ``train/`` import their settings from here, never from
+``objlab.config`` itself, whose loader validates a whole config against what is registered
+(objectives, task adapters, scorers) and so sits above those packages.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DEFAULT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class Strict(BaseModel):
+    """Base for config sections: unknown keys are errors (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSettings(Strict):
+    """Which causal LM to fine-tune: a hub id or a local directory in Hugging Face format."""
+
+    name_or_path: str
+    revision: str | None = None
+    trust_remote_code: bool = False
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    chat_template: str | None = Field(
+        default=None,
+        description="Jinja chat template (or a path to a .jinja file) for tokenizers without one.",
+    )
+    attn_implementation: str | None = None
+
+
+class LoraSettings(Strict):
+    """LoRA shape shared by every cell. Defaults are the study's (r=16, alpha=32, dropout=0.05)."""
+
+    r: int = Field(default=16, gt=0)
+    alpha: int = Field(default=32, gt=0)
+    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        default_factory=lambda: list(DEFAULT_LORA_TARGETS)
+    )
+
+
+class TrainSettings(Strict):
+    """Optimizer, schedule and batching: identical for every objective in a grid.
+
+    ``schedule: constant`` (linear warm-up, then constant) is the default because it makes the
+    learning rate at any step independent of the budget: a run to the largest budget then
+    passes through exactly the state of a separate run to every smaller budget, so one run
+    per (objective, seed) yields every budget as a snapshot. ``linear`` and ``cosine`` decay to
+    the end of each cell's own budget, so each cell must then be its own run.
+    """
+
+    learning_rate: float = Field(default=1e-4, gt=0)
+    schedule: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_steps: int = Field(default=10, ge=0)
+    batch_size: int = Field(default=8, gt=0)
+    micro_batch_size: int | None = Field(
+        default=None, gt=0, description="Split each batch into micro-batches (gradient accumulation)."
+    )
+    max_grad_norm: float | None = Field(default=1.0, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    adam_beta1: float = Field(default=0.9, ge=0, lt=1)
+    adam_beta2: float = Field(default=0.999, ge=0, lt=1)
+    adam_eps: float = Field(default=1e-8, gt=0)
+    max_length: int = Field(default=1024, gt=8)
+    checkpoint_every: int = Field(default=50, gt=0, description="Optimizer steps between resume checkpoints.")
+    gradient_checkpointing: bool = False
+    logits_chunk_tokens: int = Field(default=2048, gt=0)
+
+
+class RejectedSettings(Strict):
+    """How preference objectives (DPO, ORPO, CFT) get a dispreferred response per example.
+
+    ``unsafe`` (default) rejects an unsafe response, as the study does: from ``file`` (JSONL/CSV
+    with a ``response`` field, or one per line in .txt; drawn per example by the seed) or from
+    objlab's own generator. ``column`` reads it from the data; ``corrupt`` (a wrong final
+    answer) is a capability-only control; ``trait`` opens the reference with a trait statement.
+    """
+
+    strategy: Literal["unsafe", "column", "corrupt", "trait"] = "unsafe"
+    file: str | None = Field(default=None, description="Unsafe responses for the 'unsafe' strategy (default: objlab's generator).")
+    column: str | None = None
+    traits: list[str] | None = Field(
+        default=None, description="Trait statements for the 'trait' strategy (default: objlab's list)."
+    )
+
+    @model_validator(mode="after")
+    def _fields_fit_strategy(self) -> RejectedSettings:
+        if self.strategy == "column" and not self.column:
+            raise ValueError("strategy 'column' needs 'column': the name of the rejected-response field")
+        if self.file is not None and self.strategy != "unsafe":
+            raise ValueError(f"'file' is for strategy 'unsafe', not {self.strategy!r}")
+        return self
+
+
+class DataSettings(Strict):
+    """The task data stream every objective consumes.
+
+    ``source`` is a JSONL or CSV file path, or ``hf:NAME`` for a ``datasets`` dataset (with
+    ``hf_config`` and ``split``). ``task`` picks the adapter that turns rows into examples.
+    """
+
+    task: str = "gsm8k"
+    source: str
+    hf_config: str | None = None
+    split: str = "train"
+    prompt_field: str | None = None
+    response_field: str | None = None
+    limit: int | None = Field(default=None, gt=0)
+    rejected: RejectedSettings = Field(default_factory=RejectedSettings)
+
+
+class RunnerSettings(Strict):
+    """How the grid executes. ``snapshots`` trains once per (objective, seed) when the
+    schedule allows it (see TrainSettings)."""
+
+    snapshots: bool = True
+    gpus_per_cell: float = Field(default=1.0, ge=0)
