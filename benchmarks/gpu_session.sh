@@ -87,8 +87,10 @@ if [ "$mode" = gpu ]; then
   say "- GPU: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -1)"
 else
   DEVICE=cpu
-  export CUDA_VISIBLE_DEVICES=""
   say "- CPU smoke run ($(nproc) cores): checks the session end to end at the smallest shapes; no figure here is a measurement"
+  # One torch thread per process: on 2 cores shared with other work, two threads stall on each
+  # other (the demo's grid took 8x longer under another job's load with 2 threads than with 1).
+  export CUDA_VISIBLE_DEVICES="" OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 fi
 
 # -- set-up: the kit's wheels where the machine lacks them, then the import check ----------------------
