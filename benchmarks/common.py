@@ -381,37 +381,108 @@ def environment(device: str) -> dict:
 WORKER_FLAG = "--worker"
 
 
-def run_configs(script: str, specs: list[dict], timeout: float | None = None, threads: int | None = None, echo: bool = True) -> list[dict]:
+class Budget:
+    """The time a script may spend on its configurations (``--budget``), so a short GPU lease
+    gets every configuration that fits and a table of them, never a run cut off mid-way.
+
+    A configuration starts only if the time left is at least what it is expected to need: the
+    longest one that ended on its own so far (finished or failed; one stopped by its limit
+    says nothing about the next), and the per-configuration limit before any has. It then
+    runs under the per-configuration limit or the time left, whichever is shorter, so the
+    script never runs past its budget. Without a budget every configuration runs under the
+    limit alone."""
+
+    def __init__(self, seconds: float | None, limit: float | None) -> None:
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+        self.limit = limit
+        self.longest: float | None = None
+
+    def left(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def needed(self) -> float:
+        return self.longest if self.longest is not None else (self.limit or 0.0)
+
+    def refusal(self) -> str | None:
+        """Why the next configuration may not start, or None when it fits."""
+        left = self.left()
+        if left is None or left >= self.needed():
+            return None
+        return f"skipped: {left:.0f} s left of the budget, a configuration here needs about {self.needed():.0f} s"
+
+    def timeout(self) -> float | None:
+        left = self.left()
+        if left is None:
+            return self.limit
+        return max(1.0, left if self.limit is None else min(self.limit, left))
+
+    def ended(self, seconds: float, timed_out: bool) -> None:
+        if not timed_out:
+            self.longest = max(self.longest or 0.0, seconds)
+
+
+def run_configs(
+    script: str, specs: list[dict], timeout: float | None = None, threads: int | None = None, echo: bool = True,
+    budget: Budget | None = None, after_each: Callable[[list[dict]], None] | None = None,
+) -> list[dict]:
     """Run each spec in a fresh ``python SCRIPT --worker SPEC`` subprocess, one after another;
-    returns each worker's result dict (or ``{"error": ...}`` with the end of its stderr)."""
+    returns each worker's result dict (or ``{"error": ...}`` with the end of its stderr; a spec
+    the ``budget`` leaves no time for gets ``{"error": "skipped: ...", "skipped": True}``).
+    ``after_each(results so far)`` runs after every configuration (the scripts rewrite their
+    table and JSON there, so a session cut short keeps what finished)."""
+    budget = budget or Budget(None, timeout)
     results = []
     for spec in specs:
         if threads:
             spec = {**spec, "threads": threads}
-        with tempfile.TemporaryDirectory(prefix="objlab-bench-") as folder:
-            out = Path(folder) / "result.json"
-            spec = {**spec, "out": str(out), "tmp": folder}
-            if echo:
-                print(f"  running {spec['label']} ...", file=sys.stderr, flush=True)
-            started = time.perf_counter()
-            env = {**os.environ, "TRL_EXPERIMENTAL_SILENCE": "1", "TOKENIZERS_PARALLELISM": "false"}
-            try:
-                done = subprocess.run(
-                    [sys.executable, script, WORKER_FLAG, json.dumps(spec)],
-                    capture_output=True, text=True, timeout=timeout, env=env,
-                )
-                failed = done.returncode != 0 or not out.is_file()
-                error = (done.stderr or done.stdout)[-3000:] if failed else None
-            except subprocess.TimeoutExpired:
-                failed, error = True, f"timed out after {timeout} s"
-            if failed:
-                result = {**spec, "error": error}
-                print(f"  {spec['label']} FAILED:\n{error}", file=sys.stderr, flush=True)
-            else:
-                result = {**spec, **json.loads(out.read_text())}
-            result["process_seconds"] = round(time.perf_counter() - started, 2)
-            results.append(result)
+        refusal = budget.refusal()
+        if refusal is not None:
+            print(f"  {spec['label']} {refusal}", file=sys.stderr, flush=True)
+            results.append({**spec, "error": refusal, "skipped": True})
+        else:
+            results.append(_run_one(script, spec, budget, echo))
+        if after_each is not None:
+            after_each(results)
     return results
+
+
+def _run_one(script: str, spec: dict, budget: Budget, echo: bool) -> dict:
+    """One configuration in its own subprocess, under the budget's time limit."""
+    limit = budget.timeout()
+    with tempfile.TemporaryDirectory(prefix="objlab-bench-") as folder:
+        out = Path(folder) / "result.json"
+        spec = {**spec, "out": str(out), "tmp": folder}
+        if echo:
+            print(f"  running {spec['label']} ...", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        env = {**os.environ, "TRL_EXPERIMENTAL_SILENCE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        timed_out = False
+        try:
+            done = subprocess.run(
+                [sys.executable, script, WORKER_FLAG, json.dumps(spec)],
+                capture_output=True, text=True, timeout=limit, env=env,
+            )
+            failed = done.returncode != 0 or not out.is_file()
+            error = (done.stderr or done.stdout)[-3000:] if failed else None
+        except subprocess.TimeoutExpired:
+            failed, timed_out, error = True, True, f"timed out after {limit:.0f} s"
+        seconds = time.perf_counter() - started
+        budget.ended(seconds, timed_out)
+        if failed:
+            result = {**spec, "error": error, "timed_out": timed_out}
+            print(f"  {spec['label']} FAILED:\n{error}", file=sys.stderr, flush=True)
+        else:
+            result = {**spec, **json.loads(out.read_text())}
+        result["process_seconds"] = round(seconds, 2)
+        return result
+
+
+def failure_label(result: dict) -> str:
+    """What a table shows for a configuration with no figure: SKIPPED (no time left in the
+    budget), TIMED OUT (stopped at its limit) or FAILED (see the JSON's ``error``)."""
+    if result.get("skipped"):
+        return "SKIPPED"
+    return "TIMED OUT" if result.get("timed_out") else "FAILED"
 
 
 def worker_entry(argv: list[str], worker: Callable[[dict], dict]) -> bool:
@@ -476,22 +547,38 @@ def ratio(numerator, denominator) -> float | None:
     return numerator / denominator
 
 
-def report(title: str, columns: list[Column], rows: list[dict], meta: dict, json_path: str | None, notes: list[str] = ()) -> None:
-    """Print the one table (with a title and short notes) and write the rows as JSON."""
-    print(f"### {title}\n")
-    print(markdown_table(columns, rows))
-    print()
+def render(title: str, columns: list[Column], rows: list[dict], notes: Iterable[str] = ()) -> str:
+    """The one table as markdown: a title, the table and its notes."""
+    notes = list(notes)
     if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE":
         warning = ("WARNING: OMP_WAIT_POLICY=PASSIVE was set: small matrix products (decoding, one-at-a-time loops) "
                    "run several times slower under it; these figures are not comparable.")
         notes = [warning, *notes]
-    for note in notes:
-        print(f"- {note}")
+    return f"### {title}\n\n{markdown_table(columns, rows)}\n\n" + "".join(f"- {note}\n" for note in notes)
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Replace ``path`` whole (a reader, or a lease that ends mid-write, never sees half a file)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, target)
+
+
+def report(title: str, columns: list[Column], rows: list[dict], meta: dict, json_path: str | None, notes: list[str] = (),
+           md_path: str | None = None, echo: bool = True) -> None:
+    """Print the one table (with a title and short notes; not with ``echo`` False), write it to
+    ``md_path`` and the rows as JSON to ``json_path``."""
+    text = render(title, columns, rows, notes)
+    if echo:
+        print(text, end="")
+    if md_path:
+        write_atomic(md_path, text)
     if json_path:
-        payload = {"title": title, "meta": meta, "rows": rows}
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(payload, indent=2, default=str))
-        print(f"- rows written to {json_path}")
+        write_atomic(json_path, json.dumps({"title": title, "meta": meta, "rows": rows}, indent=2, default=str))
+        if echo:
+            print(f"- rows written to {json_path}")
 
 
 def save_rates(path: str, kind: str, updates: dict) -> None:
@@ -502,7 +589,7 @@ def save_rates(path: str, kind: str, updates: dict) -> None:
     entry = {**rates.get(kind, {}), **updates}
     entry["measured"] = datetime.date.today().isoformat()
     rates[kind] = entry
-    target.write_text(json.dumps(rates, indent=2, sort_keys=True) + "\n")
+    write_atomic(target, json.dumps(rates, indent=2, sort_keys=True) + "\n")
 
 
 def positive_int(text: str) -> int:
@@ -524,6 +611,12 @@ def base_parser(description: str, device: bool = True, rates: bool = True) -> ar
         parser.add_argument("--save-rates", default=None, metavar="PATH",
                             help="merge measured rates into a rates file for `objlab run --plan` (e.g. src/objlab/runner/rates.json)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per configuration subprocess")
+    parser.add_argument("--budget", type=float, default=None, metavar="S",
+                        help="seconds for all configurations: one starts only if about as long as the longest so far is "
+                             "left, and runs under --timeout or the time left (a short GPU lease; see benchmarks/README.md)")
+    parser.add_argument("--md", dest="md_path", default=None, metavar="PATH",
+                        help="also write the table with its notes here; with --json, both are rewritten after every configuration")
+    parser.add_argument("--note", action="append", default=[], help="a line to add under the table (repeatable)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads in every run (default: torch's, one per core); 1 avoids thread "
                              "oversubscription stalls when other work shares the cores")
@@ -531,7 +624,9 @@ def base_parser(description: str, device: bool = True, rates: bool = True) -> ar
 
 
 def selected(specs: list[dict], only: str | None) -> list[dict]:
-    """The specs whose label (or ``shape/label``) starts with one of ``only``'s comma-separated parts."""
+    """The specs whose label (or ``shape/label``) starts with one of ``only``'s comma-separated
+    parts, in the order ``only`` names them (a session under a time budget runs what matters
+    most first); specs one part selects keep their planned order."""
     if not only:
         return specs
     wanted = [part.strip() for part in only.split(",") if part.strip()]
@@ -539,5 +634,8 @@ def selected(specs: list[dict], only: str | None) -> list[dict]:
     def names(spec: dict) -> list[str]:
         return [spec["label"], f"{spec.get('shape')}/{spec['label']}"]
 
-    return [spec for spec in specs if any(name.startswith(w) for w in wanted for name in names(spec))]
+    def rank(spec: dict) -> int | None:
+        return next((index for index, w in enumerate(wanted) if any(name.startswith(w) for name in names(spec))), None)
 
+    ranked = [(rank(spec), position) for position, spec in enumerate(specs)]
+    return [specs[position] for index, position in sorted(r for r in ranked if r[0] is not None)]

@@ -244,6 +244,9 @@ DESCRIPTIONS = {
 }
 
 
+RATES = {"objlab": "generate_tokens_per_s", "persona-objlab": "score_items_per_s"}  # what `run --plan` reads, from which run
+
+
 def worker(spec: dict) -> dict:
     return WORKERS[spec["run"]](spec)
 
@@ -283,7 +286,7 @@ def table_rows(results: list[dict]) -> list[dict]:
         mine = (result["shape"], "objlab" if axis == "generation" else "persona-objlab")
         row = {"shape": result["shape"], "axis": axis, "run": name}
         if "error" in result:
-            rows.append({**row, "rate": "FAILED"})
+            rows.append({**row, "rate": common.failure_label(result)})
             continue
         rows.append(
             {
@@ -353,19 +356,26 @@ def main() -> None:
     parser.add_argument("--persona-items", type=int, default=None, help="persona statements to score (default 192 CPU, 512 GPU, 48 qwen2.5-0.5b on CPU)")
     args = parser.parse_args()
     args.shapes = common.shape_list(args.shape, args.device)
-    results = common.run_configs(__file__, common.selected(plan_specs(args), args.only), timeout=args.timeout, threads=args.threads)
+    publish = lambda results, echo=False: report(results, args, echo)  # noqa: E731
+    results = common.run_configs(__file__, common.selected(plan_specs(args), args.only), threads=args.threads,
+                                 budget=common.Budget(args.budget, args.timeout), after_each=publish)
+    publish(results, echo=True)
+
+
+def report(results: list[dict], args, echo: bool) -> None:
+    """The table, its notes, the JSON and the rates of the configurations run so far (rewritten
+    after each one, so a session cut short keeps what finished)."""
     rows = table_rows(results)
     environment = next((r["environment"] for r in results if "environment" in r), {"device": args.device})
-    lines = notes(results, args)
-    for result in results:
-        result.pop("logprobs", None)  # compared in the notes; too long for the JSON
-    meta = {"environment": environment, "args": vars(args), "runs": results}
+    lines = [*notes(results, args), *args.note]
+    runs = [{key: value for key, value in result.items() if key != "logprobs"} for result in results]  # compared in the notes; too long for the JSON
+    meta = {"environment": environment, "args": vars(args), "runs": runs}
     title = f"Evaluation: objlab vs Hugging Face generate on {environment['device']}"
-    common.report(title, COLUMNS, rows, meta, args.json_path, lines)
+    common.report(title, COLUMNS, rows, meta, args.json_path, lines, md_path=args.md_path, echo=echo)
     done = {r["run"]: r for r in results if "error" not in r and r["shape"] == args.shapes[0]}  # rates: the first shape's
-    if args.save_rates and not args.quick and "objlab" in done and "persona-objlab" in done:
-        common.save_rates(args.save_rates, environment["machine_kind"],
-                          {"generate_tokens_per_s": done["objlab"]["rate"], "score_items_per_s": done["persona-objlab"]["rate"]})
+    rates = {field: done[run]["rate"] for run, field in RATES.items() if run in done}
+    if args.save_rates and not args.quick and rates:
+        common.save_rates(args.save_rates, environment["machine_kind"], rates)
 
 
 if __name__ == "__main__":

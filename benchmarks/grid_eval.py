@@ -230,7 +230,7 @@ def table_rows(results: list[dict]) -> list[dict]:
     for result in results:
         row = {"run": describe(result), "cells": str(len(result["adapters"]))}
         if "error" in result:
-            rows.append({**row, "seconds": "FAILED"})
+            rows.append({**row, "seconds": common.failure_label(result)})
             continue
         rows.append(
             {
@@ -289,11 +289,19 @@ def main() -> None:
             {**base, "path": "shared", "label": "shared-runner", "groups": chunks(adapters, 1)},
             {**base, "path": "naive", "label": "naive"},
         ]
-        results = common.run_configs(__file__, common.selected(specs, args.only), timeout=args.timeout, threads=args.threads)
+        publish = lambda results, echo=False: report(results, args, echo)  # noqa: E731
+        results = common.run_configs(__file__, common.selected(specs, args.only), threads=args.threads,
+                                     budget=common.Budget(args.budget, args.timeout), after_each=publish)
+    publish(results, echo=True)
+
+
+def report(results: list[dict], args, echo: bool) -> None:
+    """The table, its notes and the JSON of the configurations run so far."""
     environment = next((r["environment"] for r in results if "environment" in r), {"device": "?"})
     meta = {"environment": environment, "args": vars(args), "runs": results}
     title = f"Grid evaluation phase: objlab shared session vs per-cell evaluation on {environment['device']}"
-    common.report(title, COLUMNS, table_rows(results), meta, args.json_path, notes(results, args))
+    common.report(title, COLUMNS, table_rows(results), meta, args.json_path, [*notes(results, args), *args.note],
+                  md_path=args.md_path, echo=echo)
 
 
 if __name__ == "__main__":

@@ -69,6 +69,7 @@ LEARNING_RATE = 1e-4
 # a few timed steps of a small batch, for the objectives TRL also has and for aware's sampling.
 CPU_REAL_SIZE = {"batch": 2, "warmup": 1, "steps": 3}
 CPU_REAL_OBJECTIVES = ["sft", "dpo", "orpo", "aware"]
+PEAK_SIZE = 8192  # side of the square bf16 matmuls timed for the MFU peak
 
 
 # -- the rows both sides train on ------------------------------------------------------------------
@@ -416,7 +417,8 @@ def their_task_tokens(dataset) -> list[int]:
 
 
 def peak_worker(spec: dict) -> dict:
-    return {"bf16_matmul_flops": common.bf16_matmul_peak(spec["device"]), "environment": common.environment(spec["device"])}
+    flops = common.bf16_matmul_peak(spec["device"], size=spec.get("size", PEAK_SIZE))
+    return {"bf16_matmul_flops": flops, "environment": common.environment(spec["device"])}
 
 
 def worker(spec: dict) -> dict:
@@ -438,10 +440,15 @@ def run_sizes(args, shape: common.Shape) -> dict:
     }
 
 
+def peak_spec(args) -> dict:
+    return {"device": args.device, "side": "peak", "label": "peak", "shape": args.shapes[0], "size": getattr(args, "peak_size", None) or PEAK_SIZE}
+
+
 def plan_specs(args) -> list[dict]:
-    """Every configuration for every shape in ``args.shapes``; on GPU first the matmul peak."""
+    """Every configuration for every shape in ``args.shapes``; first the matmul peak on GPU
+    (on CPU with ``--peak-size``, to check the MFU path at a small size)."""
     gpu = args.device != "cpu"
-    specs = [{"device": args.device, "side": "peak", "label": "peak", "shape": args.shapes[0]}] if gpu else []
+    specs = [peak_spec(args)] if gpu or getattr(args, "peak_size", None) else []
     for name in args.shapes:
         shape = common.SHAPES[name]
         base = {"device": args.device, "dtype": common.default_dtype(args.device), "shape": name,
@@ -486,7 +493,7 @@ def table_rows(results: list[dict], peak_flops: float | None) -> list[dict]:
             "checkpointing": None if "error" in result else ("on" if result["gradient_checkpointing"] else "off"),
         }
         if "error" in result:
-            rows.append({**row, "tokens_per_s": "FAILED"})
+            rows.append({**row, "tokens_per_s": common.failure_label(result)})
             continue
         mine = objlab.get((result["shape"], result["objective"]))
         row.update(
@@ -509,9 +516,11 @@ def table_rows(results: list[dict], peak_flops: float | None) -> list[dict]:
 def median_runs(rounds: list[list[dict]]) -> list[dict]:
     """Per configuration, the run with the median window (the lower middle for an even count),
     carrying every round's tokens per second in ``tokens_per_s_runs``. Rounds run every
-    configuration in turn, so a slow spell of a shared machine spreads over all of them."""
+    configuration in turn, so a slow spell of a shared machine spreads over all of them. The
+    last round may be partial (a table rewritten while it runs): its missing runs are left out."""
     chosen = []
-    for runs in zip(*rounds):
+    for position in range(max(map(len, rounds), default=0)):
+        runs = [round_[position] for round_ in rounds if position < len(round_)]
         if runs[0]["side"] == "peak":  # the matmul peak: no timing window, keep the best
             chosen.append(max(runs, key=lambda r: r.get("bf16_matmul_flops") or 0))
             continue
@@ -627,7 +636,7 @@ def summary_notes(results: list[dict], rows: list[dict], args, peak_flops: float
                          "against objlab's task tokens (ORPO: its own end-of-sequence token after the template's); tokens/s counts "
                          "objlab's task tokens.")
     if peak_flops:
-        notes.append(f"bf16 matmul peak measured in this run: {peak_flops / 1e12:.0f} TFLOP/s.")
+        notes.append(f"bf16 matmul peak measured in this run: {peak_flops / 1e12:.3g} TFLOP/s.")
     if any(r["side"] == "objlab" and r["objective"] == "sft" for r in done):
         notes.append("cost vs objlab SFT: seconds per task token relative to objlab SFT (same shape); cost of its passes: the same "
                      "predicted from the tokens it forwards with a backward pass at SFT's per-token step cost and those it forwards "
@@ -648,25 +657,40 @@ def main() -> None:
                              "with its final number changed, so a pair shares most of its tokens; trait: a trait statement first, "
                              "so a pair shares only its prompt)")
     parser.add_argument("--repeat", type=common.positive_int, default=1, help="run every configuration N times, in N rounds (interleaved), and report the median")
+    parser.add_argument("--peak-size", type=common.positive_int, default=None,
+                        help=f"side of the square bf16 matmuls timed for the MFU peak (default {PEAK_SIZE}); on CPU it adds the peak "
+                             "(and the MFU column), to check that path at a small size")
     args = parser.parse_args()
     args.shapes = common.shape_list(args.shape, args.device)
     specs = common.selected(plan_specs(args), args.only)
     if args.device != "cpu" and not any(spec["side"] == "peak" for spec in specs):
-        specs.insert(0, plan_specs(args)[0])
-    rounds = [common.run_configs(__file__, specs, timeout=args.timeout, threads=args.threads) for _ in range(args.repeat)]
+        specs.insert(0, peak_spec(args))
+    budget = common.Budget(args.budget, args.timeout)
+    rounds: list[list[dict]] = []
+    for _ in range(args.repeat):
+        done = list(rounds)
+        rounds.append(common.run_configs(__file__, specs, threads=args.threads, budget=budget,
+                                         after_each=lambda partial: report(done + [partial], args, echo=False)))
+    report(rounds, args, echo=True)
+
+
+def report(rounds: list[list[dict]], args, echo: bool) -> None:
+    """The table, its notes, the JSON and the rates of the rounds so far (the last may be partial:
+    rewritten after every configuration, so a session cut short keeps what finished)."""
     results = median_runs(rounds)
     peak = next((r.get("bf16_matmul_flops") for r in results if r["side"] == "peak"), None)
     rows = table_rows(results, peak)
     environment = next((r["environment"] for r in results if "environment" in r), {"device": args.device})
     meta = {"environment": environment, "args": vars(args), "bf16_matmul_flops": peak, "runs": results}
     title = f"Training: objlab vs TRL {meta['environment'].get('trl', '?')} on {meta['environment']['device']}"
-    common.report(title, columns(args.device != "cpu"), rows, meta, args.json_path, summary_notes(results, rows, args, peak))
+    mfu = args.device != "cpu" or any(r["side"] == "peak" for r in results)
+    common.report(title, columns(mfu), rows, meta, args.json_path, [*summary_notes(results, rows, args, peak), *args.note],
+                  md_path=args.md_path, echo=echo)
     # rates for run --plan: the first shape's (the tiny reference shape by default on CPU)
     sft = next((r for r in results if r.get("label") == "objlab:sft" and r["shape"] == args.shapes[0] and "error" not in r), None)
     if args.save_rates and sft and not args.quick:
         common.save_rates(args.save_rates, environment["machine_kind"],
                           {"matmul_parameters": sft["matmul_parameters"], "train_tokens_per_s": sft["tokens_per_s"]})
-
 
 if __name__ == "__main__":
     if not common.worker_entry(sys.argv, worker):
