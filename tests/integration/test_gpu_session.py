@@ -11,12 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from tiny import REPO, requires_shared
 
-REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-import common
-from tiny import requires_shared
+import common  # noqa: E402
 
 
 class Clock:
