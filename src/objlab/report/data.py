@@ -23,6 +23,7 @@ import pandas as pd
 from objlab.records.adapter import parse_manifest
 from objlab.records.evaluation import parse_eval_info
 from objlab.records.failure import CellFailure
+from objlab.report.agreement import Agreement, load_agreement
 from objlab.store import BASE_CELL, ResultsStore
 
 PRIMARY_PREFERENCE = ("accuracy_flexible", "accuracy_strict", "accuracy", "rubric_score")
@@ -61,6 +62,7 @@ class ReportData:
     primary: Measure | None
     objectives: list[str] = field(default_factory=list)
     failures: list[CellFailure] = field(default_factory=list)  # the latest of each cell not finished since
+    agreement: Agreement = field(default_factory=Agreement)  # the jailbreak scorers' agreement over the run
 
     @property
     def is_toy(self) -> bool:
@@ -207,7 +209,8 @@ def load_report_data(store: ResultsStore, primary_capability: str | None = None)
     config = json.loads(text) if text else {}
     cells, objectives = _ordered_cells(store, config)
     own, tests = _metric_frames(store, list(cells["cell_id"]))
-    data = ReportData(config, cells, own, tests, train_log_summary(store), None, objectives, store.failures(open_only=True))
+    data = ReportData(config, cells, own, tests, train_log_summary(store), None, objectives, store.failures(open_only=True),
+                      load_agreement(store))
     data.primary = parse_primary(primary_capability, data.capability_measures())
     return data
 

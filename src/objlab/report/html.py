@@ -34,10 +34,12 @@ from objlab.report.provenance import (
 from objlab.report.tables import (
     LEGEND,
     format_count,
+    format_estimate,
     headline_display,
     headline_from,
     measure_display,
     measure_table,
+    scorer_measures,
     time_per_cell,
     time_per_phase_from,
 )
@@ -110,6 +112,7 @@ def render_html(data: ReportData, pngs: dict[str, Path]) -> str:
         _section("cells", "Cells", _cells(data)),
         _section("objectives", "What each objective did", _objectives(data)),
         _section("headline", "Headline", _headline(data)),
+        _section("scorers", "Scorers: agreement and disagreements", _scorers(data)) if data.agreement.several else "",
         *(_plot_section(data, plot, pngs[plot.name]) for plot in plots_for(data)),
         _section("notes", "Notes: skipped figures and warnings", _notes(data)),
         _section("time", "Time per phase", _timing(data)),
@@ -163,6 +166,7 @@ def _frame_rows(frame: pd.DataFrame) -> list[list[str]]:
 
 def _contents(data: ReportData) -> str:
     entries = [("facts", "What the numbers rest on"), ("cells", "Cells"), ("objectives", "What each objective did"), ("headline", "Headline")]
+    entries += [("scorers", "Scorers: agreement and disagreements")] if data.agreement.several else []
     entries += [(plot.name, plot.title) for plot in plots_for(data)]
     entries += [("notes", "Notes"), ("time", "Time per phase")]
     items = "".join(f'<li><a href="#{anchor}">{_e(title)}</a></li>' for anchor, title in entries)
@@ -242,6 +246,32 @@ def _headline(data: ReportData) -> str:
         + _asr_definition(data)
         + _table(header, rows, "one row per finished cell")
     )
+
+
+def _estimate(estimate) -> str:
+    return format_estimate(estimate.value, estimate.ci_low, estimate.ci_high, estimate.n)
+
+
+def _scorers(data: ReportData) -> str:
+    """Every scorer's macro ASR per cell beside the primary one, their agreement per cell and over
+    the run, and the items on which they disagree."""
+    agreement = data.agreement
+    lead = (f"<p>{len(agreement.scorers)} scorers decided attack success on every answer ({_e(', '.join(agreement.scorers))}; "
+            "the first is the primary one, which the headline uses). Agreement is the share of items both decided the "
+            "same way; Cohen's kappa discounts the agreement expected by chance (bootstrap 95% interval).</p>")
+    pooled = _table(["scorers", "agreement [95% CI] n", "Cohen's kappa [95% CI] n"],
+                    [[pair.label, _estimate(pair.agreement), _estimate(pair.kappa)] for pair in agreement.pairs],
+                    "over every cell of the run")
+    header, rows = measure_display(measure_table(data, scorer_measures(data)))
+    per_cell = _table(header, rows, "per cell: each scorer's macro ASR and each pair's agreement") if rows else ""
+    shown = agreement.disagreements
+    listing = _table(["cell", "attack", "item", "prompt", "answer", *agreement.scorers],
+                     [[d.cell_id, d.attack, d.item_id, d.prompt, d.response,
+                       *("-" if d.verdicts.get(name) is None else ("success" if d.verdicts[name] else "no")
+                         for name in agreement.scorers)] for d in shown],
+                     f"items on which the scorers disagree: {len(shown)} of {agreement.disagreeing_items} shown "
+                     f"(of {agreement.items} items)")
+    return lead + pooled + per_cell + listing
 
 
 def _plot_section(data: ReportData, plot: Plot, png: Path) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import textwrap
 
+from objlab.evaluate.axes.jailbreak_rows import secondary_metric
 from objlab.evaluate.results.between import between_cells
 from objlab.report.data import (
     SIGNIFICANCE,
@@ -94,6 +95,37 @@ def instruments(data: ReportData) -> str:
     return "scorer not recorded"
 
 
+def _definition(data: ReportData):
+    for info in data.cells["eval_manifest"]:
+        definition = getattr(info, "jailbreak", None) if info is not None else None
+        if definition is not None:
+            return definition
+    return None
+
+
+def beside(data: ReportData) -> list[tuple[Measure, str]]:
+    """The macro ASR of every scorer reported beside the primary one, with its title and its
+    agreement with the primary scorer over the whole run (Cohen's kappa)."""
+    definition = _definition(data)
+    if definition is None or len(definition.scorers) < 2:
+        return []
+    primary = definition.scorers[0]
+    pooled = {(pair.first, pair.second): pair for pair in data.agreement.pairs}
+    sections = []
+    for scorer in definition.scorers[1:]:
+        measure = Measure("jailbreak", secondary_metric(scorer.name), "")
+        if data.rows(measure).empty:
+            continue
+        title = f"macro ASR by {scorer.label}, beside the primary scorer"
+        pair = pooled.get((primary.name, scorer.name))
+        if pair is not None and is_number(pair.kappa.value):
+            kappa = pair.kappa
+            title += (f"; agreement with {primary.name} over the run: kappa {kappa.value:.2f} "
+                      f"[{kappa.ci_low:.2f},{kappa.ci_high:.2f}], {pair.agreement.value:.0%} of n={kappa.n} items")
+        sections.append((measure, title))
+    return sections
+
+
 def differences(data: ReportData, store: ResultsStore, seed: int | None) -> list[str]:
     """Objectives that differ at the largest budget (see the module docstring)."""
     cells = data.adapter_cells if seed is None else data.adapter_cells[data.adapter_cells["seed"] == seed]
@@ -124,6 +156,7 @@ def compact_summary(data: ReportData, store: ResultsStore) -> str:
     attacks = macro_attacks(data)
     sections = [
         (MACRO_ASR, f"macro ASR over {len(attacks)} attacks ({', '.join(attacks)}); {instruments(data)}"),
+        *beside(data),
         (data.primary, f"capability: {data.primary.label}" if data.primary else ""),
         (PERSONA_MEAN, f"persona P(match), mean over {len(data.traits())} traits"),
     ]

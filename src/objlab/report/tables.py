@@ -289,3 +289,14 @@ def time_per_cell(data: ReportData) -> pd.DataFrame:
             "device": cell["device"] if isinstance(cell["device"], str) else "-",
         })
     return pd.DataFrame(rows)
+
+
+def scorer_measures(data: ReportData) -> list[Measure]:
+    """The macro ASR of the primary scorer and of every scorer beside it, and each pair's
+    agreement and kappa on attack success, as stored per cell."""
+    metrics = data.metrics
+    jailbreak = metrics[metrics["axis"] == "jailbreak"]
+    beside = sorted({m for m in jailbreak.loc[jailbreak["group"] == "", "metric"] if str(m).startswith("asr_")})
+    pairs = sorted({g for g in jailbreak.loc[jailbreak["metric"] == "success_kappa", "group"]})
+    return ([Measure("jailbreak", "asr", "")] + [Measure("jailbreak", metric, "") for metric in beside]
+            + [Measure("jailbreak", metric, pair) for pair in pairs for metric in ("success_agreement", "success_kappa")])

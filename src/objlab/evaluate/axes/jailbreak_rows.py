@@ -11,9 +11,12 @@ the evaluation info, from which every table and the report print it.
 Rows per target: ``asr`` per attack and macro by the primary scorer; where the primary scorer
 gives a score (a rubric judge's ``strongreject_score`` / ``objlab_rubric_score``), that score
 per attack and macro and, for a scorer that asks a model, its ``judge_error_rate``; the ASR of
-every other scorer beside it (``asr_classifier``, ``asr_string_matching``, ``asr_<name>``);
+every other scorer beside it (``asr_classifier``, ``asr_string_matching``, ``asr_<name>``), per
+attack and macro-averaged as the primary one;
 with a rubric judge as the primary scorer, its agreement with the classifier on whether an
-answer refused (``scorer_agreement``, ``scorer_kappa``).
+answer refused (``scorer_agreement``, ``scorer_kappa``); and for every pair of scorers that decide
+attack success, their agreement and Cohen's kappa on it (``success_agreement``,
+``success_kappa``, group ``first~second``).
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ AXIS = "jailbreak"
 SECONDARY_METRICS = {"classifier": "asr_classifier", "string_matching": "asr_string_matching"}
 
 
-def secondary_metric(scorer: Scorer) -> str:
-    """The metric a scorer's ASR is reported under when it is not the primary one."""
-    return SECONDARY_METRICS.get(scorer.name, f"asr_{scorer.name}")
+def secondary_metric(scorer: Scorer | str) -> str:
+    """The metric a scorer's ASR is reported under when it is not the primary one (by scorer or name)."""
+    name = scorer if isinstance(scorer, str) else scorer.name
+    return SECONDARY_METRICS.get(name, f"asr_{name}")
 
 
 @dataclass(frozen=True)
@@ -217,6 +221,29 @@ def _agreement_rows(entries: list[Scored], scoring: Scoring) -> list[MetricRow]:
     ]
 
 
+def pair_group(first: Scorer, second: Scorer) -> str:
+    return f"{first.name}~{second.name}"
+
+
+def _pairwise_rows(entries: list[Scored], scoring: Scoring) -> list[MetricRow]:
+    """Every pair of scorers that decide attack success, on the items both decided: the share
+    of items they agree on and Cohen's kappa (group ``first~second``, the primary scorer first)."""
+    deciders = [scoring.primary, *scoring.secondaries]
+    rows = []
+    for index, first in enumerate(deciders):
+        for second in deciders[index + 1:]:
+            pairs = [(entry.outcome(first), entry.outcome(second)) for entry in entries]
+            pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+            left, right = [a for a, _ in pairs], [b for _, b in pairs]
+            note = f"attack success: {first.identity} vs {second.identity}, on items both decided"
+            group = pair_group(first, second)
+            rows += [
+                MetricRow.from_estimate(AXIS, "success_agreement", group, percent_agreement(left, right), note),
+                MetricRow.from_estimate(AXIS, "success_kappa", group, kappa_estimate(left, right), note),
+            ]
+    return rows
+
+
 def overall_rows(by_attack: dict[str, list[Scored]], scoring: Scoring, defined: JailbreakDefinition) -> list[MetricRow]:
     """Macro-averages over the attacks (no-attack condition and skipped ones left out), and with a
     rubric judge its agreement with the classifier."""
@@ -227,13 +254,18 @@ def overall_rows(by_attack: dict[str, list[Scored]], scoring: Scoring, defined: 
     else:
         success = {name: [float(o) for o in (e.success(scoring) for e in by_attack[name]) if o is not None] for name in defined.macro_over}
         rows = [MetricRow.from_estimate(AXIS, "asr", "", macro_average(success), note)]
+        for scorer in scoring.secondaries:
+            theirs = {name: [float(o) for o in (e.outcome(scorer) for e in by_attack[name]) if o is not None] for name in defined.macro_over}
+            rows.append(MetricRow.from_estimate(AXIS, secondary_metric(scorer), "", macro_average(theirs),
+                                                note.replace(f"scorer: {defined.scorer}", f"scorer: {scorer.identity}", 1)))
         if scoring.score_metric is not None:
             scores = {name: [v.value for v in (e.verdict(scoring.primary) for e in by_attack[name] if e.error is None) if v is not None and v.ok]
                       for name in defined.macro_over}
             rows.append(MetricRow.from_estimate(AXIS, scoring.score_metric, "", macro_average(scores), note))
+    everything = [entry for entries in by_attack.values() for entry in entries]
     if scoring.score_metric is not None:
-        rows += _agreement_rows([entry for entries in by_attack.values() for entry in entries], scoring)
-    return rows
+        rows += _agreement_rows(everything, scoring)
+    return rows + _pairwise_rows(everything, scoring)
 
 
 def target_output(entries: list[Scored], attacks: list[Attack], scoring: Scoring, defined: JailbreakDefinition) -> AxisOutput:
