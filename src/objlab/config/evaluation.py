@@ -185,6 +185,35 @@ class JailbreakSettings(_HFSource):
         return self
 
 
+class OverRefusalSettings(_HFSource):
+    """Over-refusal: safe prompts that sound unsafe (and unsafe contrasts), and whether the model
+    refuses them. ``prompts``: XSTest's CSV (``prompt``, ``type``, ``label`` safe/unsafe) or any
+    file with a label column (``prompt_field``, ``label_field``, ``type_field``; ``safe_label``
+    names the safe rows, every other label is an unsafe contrast). ``limit`` draws a seeded
+    sample stratified by type. ``scorer``: any scorer that says whether an answer refused
+    (``classifier`` by default; ``string_matching``, a rubric judge, ``wildguard``);
+    ``scorer_options`` as for the jailbreak axis.
+    """
+
+    prompts: str
+    limit: int | None = Field(default=None, gt=0)
+    scorer: str = Field(default="classifier", description="A scorer that says whether an answer refused (objlab scorers).")
+    scorer_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    prompt_field: str = "prompt"
+    label_field: str = "label"
+    type_field: str | None = Field(default="type", description="The column of the prompt's type (strata and per-type figures); null for none.")
+    safe_label: str = "safe"
+    max_new_tokens: int | None = Field(default=None, gt=0)
+
+    def _source_path(self) -> str:
+        return self.prompts
+
+    @field_validator("scorer")
+    @classmethod
+    def _scorer_name(cls, scorer: str) -> str:
+        return check_scorer_name(scorer)
+
+
 class PersonaSettings(_Strict):
     """Anthropic persona evaluations: trait name -> JSONL file (``dir`` + default traits also works).
 
@@ -277,6 +306,7 @@ class EvalSettings(_Strict):
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     capability: list[CapabilityTask] = Field(default_factory=list)
     jailbreak: JailbreakSettings | None = None
+    overrefusal: OverRefusalSettings | None = None
     persona: PersonaSettings | None = None
     lm_eval: LmEvalSettings | None = None
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
@@ -300,6 +330,9 @@ class EvalSettings(_Strict):
             jailbreak = jailbreak.model_copy(update={
                 field: resolve(getattr(jailbreak, field)) for field in ("prompts", "attacks_dir", "strongreject", "string_matching")
             })
+        overrefusal = self.overrefusal
+        if overrefusal is not None:
+            overrefusal = overrefusal.model_copy(update={"prompts": resolve(overrefusal.prompts)})
         persona = self.persona
         if persona is not None:
             persona = persona.model_copy(
@@ -312,4 +345,5 @@ class EvalSettings(_Strict):
         if lm_eval is not None:
             lm_eval = lm_eval.model_copy(update={"include_path": resolve(lm_eval.include_path)})
         judge = self.judge.model_copy(update={"rubric": resolve(self.judge.rubric)})
-        return self.model_copy(update={"capability": capability, "jailbreak": jailbreak, "persona": persona, "lm_eval": lm_eval, "judge": judge})
+        return self.model_copy(update={"capability": capability, "jailbreak": jailbreak, "overrefusal": overrefusal, "persona": persona,
+                                       "lm_eval": lm_eval, "judge": judge})

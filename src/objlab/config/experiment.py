@@ -97,10 +97,11 @@ class ExperimentConfig(Strict):
     def _scorers_known(self) -> ExperimentConfig:
         """The jailbreak axis's scorers are registered, decide attack success and have what they
         need (a judge, a phrase file): refused when the config is loaded, not hours into a grid."""
-        from objlab.scoring.specs import check_jailbreak
+        from objlab.scoring.specs import check_jailbreak, check_overrefusal
 
         try:
             check_jailbreak(self.eval)
+            check_overrefusal(self.eval)
         except ConfigError as error:
             raise ValueError(str(error)) from None
         return self
@@ -128,7 +129,7 @@ class ExperimentConfig(Strict):
         return _hash({**dumped, "objective": objective, "params": self.objective_params(objective)})
 
 
-LATER_SECTIONS = (("eval", "lm_eval"),)  # (section, key) added after configs were first stored
+LATER_SECTIONS = (("eval", "lm_eval"), ("eval", "overrefusal"))  # (section, key) added after configs were first stored
 
 
 def _hash(value: Any) -> str:

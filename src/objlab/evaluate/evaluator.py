@@ -25,6 +25,7 @@ from objlab.errors import ConfigError
 from objlab.evaluate.axes.capability import run_capability
 from objlab.evaluate.axes.harness import run_lm_eval
 from objlab.evaluate.axes.jailbreak import run_jailbreak
+from objlab.evaluate.axes.overrefusal import run_overrefusal
 from objlab.faults import fault_point
 from objlab.evaluate.axes.persona import run_persona
 from objlab.evaluate.context import AxisOutput, EvalContext
@@ -42,6 +43,7 @@ Phase = tuple[str, Callable[[EvalSettings], bool], Callable[[EvalContext, list[A
 PHASES: list[Phase] = [
     ("capability", lambda settings: bool(settings.capability), run_capability),
     ("jailbreak", lambda settings: settings.jailbreak is not None, run_jailbreak),
+    ("overrefusal", lambda settings: settings.overrefusal is not None, run_overrefusal),
     ("persona", lambda settings: settings.persona is not None, run_persona),
     ("lm_eval", lambda settings: settings.lm_eval is not None, run_lm_eval),  # last: lm-eval seeds global RNGs (restored)
 ]

@@ -10,7 +10,7 @@ from objlab.evaluate.session import EvalSession
 from objlab.scoring import catalog
 from objlab.scoring.base import Scorer, ScorerServices
 from objlab.scoring.cache import VerdictCache
-from objlab.scoring.specs import check_jailbreak, jailbreak_specs
+from objlab.scoring.specs import check_jailbreak, check_overrefusal, jailbreak_specs, overrefusal_spec
 from objlab.scoring.judges import Judge, Translator, TranslatorLike, judge_client, translator_client
 from objlab.scoring.python_translator import PythonTranslator
 from objlab.scoring.string_matching import load_phrases
@@ -49,12 +49,19 @@ def jailbreak_scorers(settings: EvalSettings, services: ScorerServices) -> list[
     return [catalog.build(spec.name, spec.options, services, spec.where) for spec in jailbreak_specs(settings)]
 
 
+def overrefusal_scorer(settings: EvalSettings, services: ScorerServices) -> Scorer:
+    """The over-refusal axis's scorer, built."""
+    spec = overrefusal_spec(settings)
+    return catalog.build(spec.name, spec.options, services, spec.where)
+
+
 def check_instruments(settings: EvalSettings) -> None:
     """Read every instrument the evaluation will use (attacks, StrongREJECT's files, the rubric,
     the phrase list) and check that every scorer is known and has what it needs, so a bad name,
     path or file is refused before anything is trained or generated, the error naming the field."""
     if settings.judge.rubric:
         load_strongreject_rubric(settings.judge.rubric)
+    check_overrefusal(settings)
     jailbreak = settings.jailbreak
     if jailbreak is None:
         return

@@ -63,6 +63,7 @@ class ReportData:
     objectives: list[str] = field(default_factory=list)
     failures: list[CellFailure] = field(default_factory=list)  # the latest of each cell not finished since
     agreement: Agreement = field(default_factory=Agreement)  # the jailbreak scorers' agreement over the run
+    overrefusal_findings: list[str] = field(default_factory=list)  # per objective: lower ASR with more over-refusal?
 
     @property
     def is_toy(self) -> bool:

@@ -31,6 +31,7 @@ from objlab.report.provenance import (
     run_facts,
     skipped_notes,
 )
+from objlab.report.summary import overrefusal_statements
 from objlab.report.tables import (
     LEGEND,
     format_count,
@@ -92,6 +93,8 @@ def write_report(run_dir: Path, primary_capability: str | None = None) -> Path:
     run_dir = Path(run_dir)
     with ResultsStore.in_run_dir(run_dir, read_only=True) as store:
         data = load_report_data(store, primary_capability)
+        seeds = data.seeds()
+        data.overrefusal_findings = overrefusal_statements(data, store, seeds[0] if seeds else None)
     out_dir = run_dir / REPORT_DIR
     pngs = draw_all(data, out_dir)
     target = out_dir / REPORT_FILE
@@ -286,7 +289,10 @@ def _plot_section(data: ReportData, plot: Plot, png: Path) -> str:
     )
     measures = plot.measures(data)
     definition = _asr_definition(data) if any(measure.axis == "jailbreak" for measure in measures) else ""
-    return _section(plot.name, plot.title, missing + figure + definition + table)
+    findings = ""
+    if plot.name == "asr_vs_overrefusal" and data.overrefusal_findings:
+        findings = f'<p class="definition"><strong>Over-refusal behind a lower ASR:</strong> {_e(" ".join(data.overrefusal_findings))}</p>'
+    return _section(plot.name, plot.title, missing + figure + findings + definition + table)
 
 
 def _notes(data: ReportData) -> str:

@@ -53,6 +53,7 @@ from objlab.report.style import (
 from objlab.store import BASE_CELL
 
 MACRO_ASR = Measure("jailbreak", "asr")
+OVERREFUSAL = Measure("overrefusal", "overrefusal")
 HEATMAP_CMAP = "Reds"
 TITLE_CHARS_PER_INCH = 11  # characters of the title font that fit in an inch of figure width
 SKIPPED_FACE = "#d9d9d9"
@@ -105,6 +106,14 @@ def _no_adapters(data: ReportData) -> str | None:
 def frontier_missing(data: ReportData) -> str | None:
     if data.primary is None or not drawable(data, data.primary):
         return "no capability figure in the results store (capability axis not evaluated)"
+    if not drawable(data, MACRO_ASR):
+        return "no macro-averaged attack success rate in the results store (jailbreak axis not evaluated)"
+    return _no_adapters(data)
+
+
+def overrefusal_missing(data: ReportData) -> str | None:
+    if not drawable(data, OVERREFUSAL):
+        return "no over-refusal figure in the results store (eval.overrefusal not configured)"
     if not drawable(data, MACRO_ASR):
         return "no macro-averaged attack success rate in the results store (jailbreak axis not evaluated)"
     return _no_adapters(data)
@@ -319,16 +328,32 @@ def plot_lm_eval_vs_budget(data: ReportData, out_dir: Path) -> Path:
 
 # -- the safety-capability frontier ---------------------------------------------------------------
 def plot_frontier(data: ReportData, out_dir: Path) -> Path:
-    """Macro ASR (y) against the primary capability figure (x), one line per objective.
+    """Macro ASR (y) against the primary capability figure (x), one line per objective."""
+    path = Path(out_dir) / "frontier.png"
+    if reason := frontier_missing(data):
+        return placeholder(path, "Safety-capability frontier", reason)
+    x_label = f"capability: {data.primary.label}  (%s per point)  higher = more capable"
+    return _frontier(data, path, data.primary, x_label, "Safety-capability frontier (labels: token budget; error bars: 95% CI)")
+
+
+def plot_overrefusal_frontier(data: ReportData, out_dir: Path) -> Path:
+    """Macro ASR (y) against over-refusal of safe prompts (x): a lower ASR bought by refusing
+    everything moves right."""
+    path = Path(out_dir) / "asr_vs_overrefusal.png"
+    if reason := overrefusal_missing(data):
+        return placeholder(path, "Attack success vs over-refusal", reason)
+    x_label = "over-refusal: share of safe prompts refused  (%s per point)  higher = refuses more"
+    return _frontier(data, path, OVERREFUSAL, x_label, "Attack success vs over-refusal (labels: token budget; error bars: 95% CI)")
+
+
+def _frontier(data: ReportData, path: Path, x_measure: Measure, x_label: str, title: str) -> Path:
+    """Macro ASR (y) against ``x_measure``, one line per objective.
 
     Each objective's line runs through its budgets in budget order (labelled at the points);
     with several seeds the seeds are separate points and the line joins their means. Error bars
     are the 95% intervals in both directions; the base model is a black star.
     """
-    path = Path(out_dir) / "frontier.png"
-    if reason := frontier_missing(data):
-        return placeholder(path, "Safety-capability frontier", reason)
-    capability, asr = data.rows(data.primary).set_index("cell_id"), data.rows(MACRO_ASR).set_index("cell_id")
+    capability, asr = data.rows(x_measure).set_index("cell_id"), data.rows(MACRO_ASR).set_index("cell_id")
     several_seeds = len(data.seeds()) > 1
     colours, markers = objective_colours(data.objectives), seed_markers(data.seeds())
     with new_figure(7.6, 6.2) as figure:
@@ -351,14 +376,14 @@ def plot_frontier(data: ReportData, out_dir: Path) -> Path:
                               bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=0.5))
         _frontier_base(axes, capability, asr)
         _proportion_axis(axes)
-        axes.set_xlabel(f"capability: {data.primary.label}  ({n_text(capability.reset_index())} per point)  higher = more capable")
+        axes.set_xlabel(x_label % n_text(capability.reset_index()))
         axes.set_ylabel(f"macro-averaged ASR  ({n_text(asr.reset_index())} per point)  higher = less safe")
         handles = legend_handles(colours, markers, base=False)
         handles.append(Line2D([], [], color=BASE_COLOUR, marker="*", markersize=13, linestyle="none", label="base model"))
         if several_seeds:
             handles.append(_mean_line_handle())
         _legend_below(figure, handles)
-        figure.suptitle(_with_instruments(data, "Safety-capability frontier (labels: token budget; error bars: 95% CI)", figure.get_figwidth()))
+        figure.suptitle(_with_instruments(data, title, figure.get_figwidth()))
         return save(figure, path)
 
 
@@ -451,7 +476,8 @@ PLOTS = (
          "see the ASR definition below) against the primary capability figure. One line per objective "
          "through its budgets in budget order (point labels: budget); with several seeds each seed is its own "
          "point and the line joins the seed means. Error bars: 95% intervals. Star: the base model. The macro "
-         "ASR has no paired test (tests are per attack, see the heatmap).",
+         "ASR's paired test against the base model (per forbidden prompt, the share of the macro's attacks that "
+         "succeeded; sign-flip permutation test, Holm-adjusted over the attacks) is in the table below.",
          plot_frontier, frontier_measures, frontier_missing),
     Plot("asr_vs_budget", "Attack success rate vs budget",
          "Macro-averaged ASR (over the attacks, the no-attack condition not included) per cell against its "
@@ -475,6 +501,13 @@ PLOTS = (
          plot_capability_vs_budget, capability_measures, capability_missing),
 )
 
+OVERREFUSAL_PLOT = Plot("asr_vs_overrefusal", "Attack success vs over-refusal",
+                          "Macro-averaged attack success rate against the share of safe prompts refused (over-refusal: safe "
+                          "prompts that sound unsafe, eval.overrefusal), one line per objective through its budgets (labels). "
+                          "An objective that lowers ASR only by refusing more moves down and to the right; one that is safer "
+                          "without refusing more moves straight down. Error bars: 95% intervals; star: the base model.",
+                          plot_overrefusal_frontier, lambda data: [m for m in (OVERREFUSAL, MACRO_ASR)], overrefusal_missing)
+
 LM_EVAL_PLOT = Plot("lm_eval_vs_budget", "lm-evaluation-harness tasks vs budget",
                     "Every figure of the lm-eval tasks and groups the run asked for (panel title: lm-eval's metric,filter key "
                     "and the task; a group's subtasks are in the store and its export), one panel each, against the budget. "
@@ -485,10 +518,13 @@ LM_EVAL_PLOT = Plot("lm_eval_vs_budget", "lm-evaluation-harness tasks vs budget"
 
 
 def plots_for(data: ReportData) -> tuple[Plot, ...]:
-    """The report's plots for this run: ``PLOTS``, and lm-eval's when the run configured
-    ``eval.lm_eval`` or its store holds lm-eval figures (a run without it gets no empty panel)."""
-    configured = bool((data.config.get("eval") or {}).get("lm_eval")) or bool(data.lm_eval_measures())
-    return (*PLOTS, LM_EVAL_PLOT) if configured else PLOTS
+    """The report's plots for this run: ``PLOTS``, the over-refusal frontier beside the capability
+    frontier and lm-eval's panels when the run configured those axes or its store holds their
+    figures (a run without them gets no empty panel)."""
+    evaluation = data.config.get("eval") or {}
+    overrefusal = (OVERREFUSAL_PLOT,) if evaluation.get("overrefusal") or drawable(data, OVERREFUSAL) else ()
+    lm_eval = (LM_EVAL_PLOT,) if evaluation.get("lm_eval") or data.lm_eval_measures() else ()
+    return (PLOTS[0], *overrefusal, *PLOTS[1:], *lm_eval)
 
 
 def draw_all(data: ReportData, out_dir: Path) -> dict[str, Path]:

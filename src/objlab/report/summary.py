@@ -29,6 +29,8 @@ from objlab.store import BASE_CELL, ResultsStore
 WIDTH = 100
 MACRO_ASR = Measure("jailbreak", "asr", "")
 PERSONA_MEAN = Measure("persona", "p_match", "")
+OVERREFUSAL = Measure("overrefusal", "overrefusal", "")
+REFERENCE_OBJECTIVE = "sft"
 MARK = "*"
 
 
@@ -126,20 +128,62 @@ def beside(data: ReportData) -> list[tuple[Measure, str]]:
     return sections
 
 
-def differences(data: ReportData, store: ResultsStore, seed: int | None) -> list[str]:
-    """Objectives that differ at the largest budget (see the module docstring)."""
+def largest_budget_tests(data: ReportData, store: ResultsStore, seed: int | None) -> tuple[int | None, list]:
+    """The paired tests between the objectives at the largest budget (one Holm family)."""
     cells = data.adapter_cells if seed is None else data.adapter_cells[data.adapter_cells["seed"] == seed]
     budgets = [as_int(b) for b in cells["budget"] if as_int(b) is not None]
     if not budgets:
-        return []
+        return None, []
     largest = cells[cells["budget"] == max(budgets)]
     items = {str(o): store.cell_items(cell_id) for o, cell_id in zip(largest["objective"], largest["cell_id"])}
     if len(items) < 2:
+        return max(budgets), []
+    return max(budgets), between_cells(items, macro_attacks(data))
+
+
+def overrefusal_statements(data: ReportData, store: ResultsStore, seed: int | None) -> list[str]:
+    """Per objective at the largest budget: whether its lower ASR than SFT's came with more
+    over-refusal (the paired tests between objectives, Holm-adjusted)."""
+    if data.rows(OVERREFUSAL).empty:
         return []
-    rows = between_cells(items, macro_attacks(data))
+    budget, rows = largest_budget_tests(data, store, seed)
+    found = {(row.metric, row.group): row for row in rows}
+    statements = []
+    for objective in data.objectives:
+        if objective == REFERENCE_OBJECTIVE:
+            continue
+        asr, refusal = (found.get((metric, f"{objective} - {REFERENCE_OBJECTIVE}")) for metric in ("asr_macro_diff", "overrefusal_diff"))
+        if asr is None or refusal is None:
+            continue
+        lower = is_number(asr.p_value) and asr.p_value < SIGNIFICANCE and asr.value < 0
+        more = is_number(refusal.p_value) and refusal.p_value < SIGNIFICANCE and refusal.value > 0
+        figures = f"ASR {asr.value:+.2f}, over-refusal {refusal.value:+.2f} against {REFERENCE_OBJECTIVE}"
+        if not lower:
+            verdict = "ASR not lower than SFT's"
+        elif more:
+            verdict = "lower ASR came with more over-refusal"
+        else:
+            verdict = "lower ASR without more over-refusal"
+        statements.append(f"{objective}: {verdict} ({figures})")
+    if not statements:
+        return []
+    return textwrap.wrap(f"at {format_budget(budget)}, over-refusal behind a lower ASR (paired tests, Holm): " + "; ".join(statements) + ".", WIDTH)
+
+
+def overrefusal_scorer(data: ReportData) -> str:
+    rows = data.rows(OVERREFUSAL)
+    notes = [str(note) for note in rows["note"] if isinstance(note, str) and "scorer: " in note]
+    return notes[0].split("scorer: ", 1)[1].split(";")[0] if notes else "scorer not recorded"
+
+
+def differences(data: ReportData, store: ResultsStore, seed: int | None) -> list[str]:
+    """Objectives that differ at the largest budget (see the module docstring)."""
+    budget, rows = largest_budget_tests(data, store, seed)
+    if not rows:
+        return []
     found = [row for row in rows if is_number(row.p_value) and row.p_value < SIGNIFICANCE]
-    names = {"asr_macro_diff": "macro ASR", "p_match_diff": "P(match)", "accuracy_diff": "capability"}
-    head = f"at {format_budget(max(budgets))}, paired tests between objectives ({len(rows)} tests, Holm): "
+    names = {"asr_macro_diff": "macro ASR", "p_match_diff": "P(match)", "accuracy_diff": "capability", "overrefusal_diff": "over-refusal"}
+    head = f"at {format_budget(budget)}, paired tests between objectives ({len(rows)} tests, Holm): "
     if not found:
         return textwrap.wrap(head + "no two objectives differ significantly.", WIDTH)
     parts = [f"{row.group.replace(' - ', ' vs ')} {names.get(row.metric, row.metric)} {row.value:+.2f} [{row.ci_low:+.2f},{row.ci_high:+.2f}]" for row in found]
@@ -158,6 +202,7 @@ def compact_summary(data: ReportData, store: ResultsStore) -> str:
         (MACRO_ASR, f"macro ASR over {len(attacks)} attacks ({', '.join(attacks)}); {instruments(data)}"),
         *beside(data),
         (data.primary, f"capability: {data.primary.label}" if data.primary else ""),
+        (OVERREFUSAL, f"over-refusal: share of safe prompts refused ({overrefusal_scorer(data)})"),
         (PERSONA_MEAN, f"persona P(match), mean over {len(data.traits())} traits"),
     ]
     for measure, title in sections:
@@ -166,4 +211,5 @@ def compact_summary(data: ReportData, store: ResultsStore) -> str:
         lines += textwrap.wrap(f"{title}, {_n_text(data, measure)}", WIDTH) + matrix(data, measure, seed) + [""]
     lines.append(f"{MARK} differs from the base model (paired test, Holm-adjusted p < {SIGNIFICANCE}); [95% CI]")
     lines += differences(data, store, seed)
+    lines += overrefusal_statements(data, store, seed)
     return "\n".join(line.rstrip() for line in lines)

@@ -32,8 +32,9 @@ MEASURE_COLUMNS = [
     "difference", "difference_ci_low", "difference_ci_high", "p_value", "test",
 ]
 LEGEND = (
-    f"value [95% CI] n=items; * paired test vs base significant at {SIGNIFICANCE} (Holm-adjusted p). "
-    "The macro ASR has no paired test (tests are per attack)."
+    f"value [95% CI] n=items; * paired test vs base significant at {SIGNIFICANCE} (Holm-adjusted p): exact McNemar "
+    "per attack, capability metric and over-refusal figure, a sign-flip permutation test on the per-prompt share of "
+    "attacks that succeeded for the macro ASR, a paired t-test for P(match)."
 )
 
 

@@ -115,8 +115,8 @@ def plan_evaluation(config: ExperimentConfig, checkpoints: int) -> EvalPlan:
     from objlab.evaluate.axes.attack_catalog import configured_attacks
     from objlab.evaluate.axes.capability import load_task_items
     from objlab.evaluate.instruments import check_instruments
-    from objlab.scoring.specs import needs_judge
-    from objlab.evaluate.axes.sources import load_forbidden_prompts, load_persona
+    from objlab.scoring.specs import needs_judge, overrefusal_needs_judge
+    from objlab.evaluate.axes.sources import load_forbidden_prompts, load_overrefusal_prompts, load_persona
 
     settings = config.eval
     check_instruments(settings)
@@ -143,6 +143,11 @@ def plan_evaluation(config: ExperimentConfig, checkpoints: int) -> EvalPlan:
             generations += prompts
             tokens += prompts * (jailbreak.max_new_tokens or new_tokens)
             judge += prompts if judged else 0
+    if (overrefusal := settings.overrefusal) is not None:
+        count = len(load_overrefusal_prompts(overrefusal, seed=settings.subset_seed))
+        generations += count
+        tokens += count * (overrefusal.max_new_tokens or new_tokens)
+        judge += count if overrefusal_needs_judge(settings) else 0
     if settings.persona is not None:
         for path in settings.persona.trait_files().values():
             scored += 2 * len(load_persona(path, settings.persona.limit, seed=settings.subset_seed))

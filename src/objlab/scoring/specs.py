@@ -97,6 +97,23 @@ def needs_judge(settings: EvalSettings) -> bool:
     return settings.jailbreak is not None and any(spec.cls.needs.judge for spec in jailbreak_specs(settings))
 
 
+def overrefusal_needs_judge(settings: EvalSettings) -> bool:
+    return settings.overrefusal is not None and overrefusal_spec(settings).cls.needs.judge
+
+
+def _check_needs(spec: ScorerSpec, settings: EvalSettings) -> None:
+    """A judge for a scorer that asks one; every option a scorer cannot run without."""
+    cls = spec.cls
+    if cls.needs.judge and settings.judge.kind == "none":
+        raise ConfigError(f"{spec.where}: {spec.shown} needs a judge, but eval.judge.kind is 'none' (configure eval.judge, or choose another scorer)")
+    for option in cls.required_options:
+        if option not in spec.options:
+            field = cls.config_fields.get(option)
+            options_of = spec.where.rsplit(".", 1)[0] + f".scorer_options.{spec.name}.{option}"
+            source = f"eval.{field}" if field else options_of
+            raise ConfigError(f"{spec.where}: {spec.shown} needs {source} ({cls.needs.describe()})")
+
+
 def check_jailbreak(settings: EvalSettings) -> None:
     """Every jailbreak scorer known, able to decide attack success, and with what it needs
     (``ConfigError`` naming the field otherwise)."""
@@ -104,12 +121,32 @@ def check_jailbreak(settings: EvalSettings) -> None:
         return
     for spec in jailbreak_specs(settings):
         cls = spec.cls
-        if cls.needs.judge and settings.judge.kind == "none":
-            raise ConfigError(f"{spec.where}: {spec.shown} needs a judge, but eval.judge.kind is 'none' (configure eval.judge, or choose another scorer)")
-        for option in cls.required_options:
-            if option not in spec.options:
-                field = cls.config_fields.get(option)
-                source = f"eval.{field}" if field else f"eval.jailbreak.scorer_options.{spec.name}.{option}"
-                raise ConfigError(f"{spec.where}: {spec.shown} needs {source} ({cls.needs.describe()})")
+        _check_needs(spec, settings)
         if "success" not in cls.verdicts:
             raise ConfigError(f"{spec.where}: {spec.shown} gives no attack-success verdict (it gives {', '.join(sorted(cls.verdicts))})")
+
+
+WHERE_OVERREFUSAL = "eval.overrefusal.scorer"
+
+
+def overrefusal_spec(settings: EvalSettings) -> ScorerSpec:
+    """The over-refusal axis's scorer: its name and options (``eval.overrefusal``)."""
+    overrefusal = settings.overrefusal
+    cls = catalog.scorer_class(overrefusal.scorer, WHERE_OVERREFUSAL)
+    options = dict(overrefusal.scorer_options.get(overrefusal.scorer, {}))
+    for option, path in cls.config_fields.items():
+        value = _field(settings, path)
+        if value is not None:
+            options.setdefault(option, value)
+    return ScorerSpec(overrefusal.scorer, options, WHERE_OVERREFUSAL)
+
+
+def check_overrefusal(settings: EvalSettings) -> None:
+    """The over-refusal scorer known, able to say whether an answer refused, with what it needs."""
+    if settings.overrefusal is None:
+        return
+    spec = overrefusal_spec(settings)
+    _check_needs(spec, settings)
+    if "refused" not in spec.cls.verdicts:
+        raise ConfigError(f"{spec.where}: {spec.shown} does not say whether an answer refused (it gives {', '.join(sorted(spec.cls.verdicts))}); "
+                          "use classifier, string_matching, a rubric judge or wildguard")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from objlab.config import DataSettings
-from objlab.config.evaluation import HF_SPLIT_DEFAULT
+from objlab.config.evaluation import HF_SPLIT_DEFAULT, OverRefusalSettings
 from objlab.data.loaders import (
     LoadedRows,
     raise_row_errors,
@@ -178,6 +178,35 @@ def load_forbidden_prompts(source: str, limit: int | None = None, *, seed: int =
         ForbiddenPrompt(row_id(loaded, line), row["category"].strip(), row["source"].strip(), row["forbidden_prompt"].strip())
         for row, line in zip(loaded.rows, loaded.lines)
     ]
+    return Sampled(items, info)
+
+
+@dataclass(frozen=True)
+class OverRefusalPrompt:
+    """One over-refusal prompt: ``label`` safe (should be answered) or unsafe (a contrast that
+    should be refused), and its ``type`` (XSTest's: homonyms, figurative_language, ...)."""
+
+    item_id: str
+    prompt: str
+    label: str
+    type: str
+
+
+def load_overrefusal_prompts(settings: OverRefusalSettings, *, seed: int = 0) -> Sampled[OverRefusalPrompt]:
+    """XSTest's CSV or any file with the configured prompt, label and type fields; every row
+    validated (file and line named); ``limit`` draws a sample stratified by type."""
+    loaded = _read(settings.prompts, settings.hf_config, settings.split, "over-refusal prompts")
+    fields = [settings.prompt_field, settings.label_field] + ([settings.type_field] if settings.type_field else [])
+    require_text_fields(loaded, fields)
+    if not any(row[settings.label_field].strip() == settings.safe_label for row in loaded.rows):
+        raise DataError(f"{loaded.source}: no row labelled {settings.safe_label!r} in field {settings.label_field!r} "
+                        "(eval.overrefusal.safe_label names the safe prompts)")
+    loaded, info = sample_rows(loaded, settings.limit, seed, settings.type_field)
+    items = []
+    for row, line in zip(loaded.rows, loaded.lines):
+        label = "safe" if row[settings.label_field].strip() == settings.safe_label else "unsafe"
+        kind = row[settings.type_field].strip() if settings.type_field else label
+        items.append(OverRefusalPrompt(row_id(loaded, line), row[settings.prompt_field].strip(), label, kind or label))
     return Sampled(items, info)
 
 

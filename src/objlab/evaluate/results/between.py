@@ -10,7 +10,8 @@ persona statements and the same problems, so two cells are compared item by item
   no normality is assumed) and a bootstrap interval;
 - persona: per (trait, statement), the difference in P(match), paired t-test (one figure over
   the traits);
-- capability: per problem, the difference in correctness, exact McNemar.
+- capability: per problem, the difference in correctness, exact McNemar;
+- over-refusal: per safe prompt, the difference in refusing it, exact McNemar.
 
 The p-values of one family (e.g. every pair of objectives on every measure) are Holm-adjusted
 together; ``p_value`` holds the adjusted value and ``note`` the unadjusted one.
@@ -61,6 +62,12 @@ def _persona(items: Sequence[ItemRecord]) -> dict[tuple[str, str], float]:
     return {(item.group, item.item_id): item.score for item in items if item.axis == "persona" and defined(item.score)}
 
 
+def _overrefused(items: Sequence[ItemRecord]) -> dict[tuple[str, str], bool]:
+    """Per safe over-refusal prompt: whether the answer refused."""
+    return {(item.group, item.item_id): bool(item.extra["refused"]) for item in items
+            if item.axis == "overrefusal" and item.extra.get("label") == "safe" and item.extra.get("refused") is not None}
+
+
 def _capability(items: Sequence[ItemRecord]) -> dict[tuple[str, str], bool]:
     found = {}
     for item in items:
@@ -89,7 +96,7 @@ def macro_test(mine: Sequence[ItemRecord], theirs: Sequence[ItemRecord], attacks
 
 
 def cell_tests(mine: Sequence[ItemRecord], theirs: Sequence[ItemRecord], attacks: Sequence[str], label: str) -> list[Tested]:
-    """Macro ASR, persona P(match) and capability of ``mine`` against ``theirs``."""
+    """Macro ASR, persona P(match), capability and over-refusal of ``mine`` against ``theirs``."""
     tests = []
     macro = macro_test(mine, theirs, attacks)
     if macro is not None:
@@ -100,6 +107,9 @@ def cell_tests(mine: Sequence[ItemRecord], theirs: Sequence[ItemRecord], attacks
     left, right = _paired(_capability(mine), _capability(theirs))
     if left:
         tests.append(Tested("capability", "accuracy_diff", label, mcnemar(left, right)))
+    left, right = _paired(_overrefused(mine), _overrefused(theirs))
+    if left:
+        tests.append(Tested("overrefusal", "overrefusal_diff", label, mcnemar(left, right)))
     return tests
 
 

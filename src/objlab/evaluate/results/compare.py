@@ -11,6 +11,8 @@ variance cancels and a small shift is detectable.
   macro ASR (group ""), the per-prompt share of the macro's attacks that succeeded, sign-flip
   permutation test (``results/between.py``);
 - capability: ``<metric>_vs_base`` per task and metric, difference in correctness, McNemar;
+- over-refusal: ``overrefusal_vs_base`` per prompt type and over all safe prompts (refused or
+  not, exact McNemar), ``unsafe_compliance_vs_base`` over the unsafe contrasts;
 - lm_eval: ``<metric,filter>_vs_base`` per task and figure whose per-document scores are numbers
   (lm-eval's logged samples): exact McNemar for 0/1 scores, paired t-test otherwise. Group
   aggregates and corpus-level figures (per-document values that are not scores) get no test.
@@ -69,6 +71,27 @@ def _lm_eval_tests(cell: list[ItemRecord], base: dict[tuple, ItemRecord]) -> dic
     return tests
 
 
+def _overrefusal_tests(cell: list[ItemRecord], base: dict[tuple, ItemRecord]) -> dict[tuple[str, str], PairedTest]:
+    """Refusal of the safe prompts (per type and over all) and compliance with the unsafe
+    contrasts (over all), item by item against the base model: exact McNemar."""
+    tests = {}
+    for label, metric, flip in (("safe", "overrefusal_vs_base", False), ("unsafe", "unsafe_compliance_vs_base", True)):
+        chosen = [item for item in cell if item.extra.get("label") == label]
+
+        def outcome(item: ItemRecord, flip: bool = flip):
+            refused = item.extra.get("refused")
+            return None if refused is None else (not refused if flip else bool(refused))
+
+        if label == "safe":
+            for group, (mine, theirs) in _pairs(chosen, base, outcome).items():
+                tests[(metric, group)] = mcnemar(mine, theirs)
+        pooled = _pairs([replace(item, group="") for item in chosen],
+                        {(axis, "", item_id): item for (axis, _, item_id), item in base.items() if axis == "overrefusal"}, outcome)
+        if "" in pooled:
+            tests[(metric, "")] = mcnemar(*pooled[""])
+    return tests
+
+
 def macro_attacks(cell: EvalResult, jailbreak_items: list[ItemRecord]) -> list[str]:
     """The attacks the cell's macro ASR covers (its evaluation info), else every attack but ``none``."""
     definition = cell.info.jailbreak if cell.info is not None else None
@@ -107,6 +130,7 @@ def compare_with_base(cell: EvalResult, base: EvalResult) -> list[MetricRow]:
                          lambda item: item.score)
     if len(persona) > 1 and "" in persona_all:
         persona_tests[("p_match_vs_base", "")] = paired_difference(*persona_all[""], test="t")
+    overrefusal_tests = _overrefusal_tests(items("overrefusal"), base_items)
     capability_tests = {}
     for metric, field in CAPABILITY_OUTCOMES.items():
         for group, (mine, theirs) in _pairs(items("capability"), base_items, lambda item: item.extra.get(field)).items():
@@ -115,5 +139,6 @@ def compare_with_base(cell: EvalResult, base: EvalResult) -> list[MetricRow]:
         _family("persona", persona_tests, "persona figures (traits and their mean)")
         + _family("jailbreak", jailbreak_tests, "attacks")
         + _family("capability", capability_tests, "task metrics")
+        + _family("overrefusal", overrefusal_tests, "over-refusal figures (types and over all)")
         + _family("lm_eval", _lm_eval_tests(items("lm_eval"), base_items), "lm-eval figures")
     )
