@@ -205,7 +205,7 @@ def test_tables_behind_plots_carry_n_interval_method_and_test(fixture_run, repor
         assert (shown["n"] > 0).all() and shown["method"].str.len().gt(0).all()
         assert ((shown["ci_low"] <= shown["value"]) & (shown["value"] <= shown["ci_high"])).all()
         tested = shown[shown["cell"] != "base"]
-        if plot.name != "frontier" and plot.name != "asr_vs_budget":  # the macro ASR has no paired test
+        if plot.name != "frontier" and plot.name != "asr_vs_budget":  # the fixture store holds no macro-ASR tests
             assert tested["p_value"].notna().all() and tested["test"].str.contains("Holm").all(), plot.name
     assert "p vs base (Holm)" in page and "0.004 *" in page
 
