@@ -14,3 +14,8 @@ def never_aligned(prompts, responses):
 
 def always_aligned(prompts, responses):
     return [1.0 for _ in responses]
+
+
+def one_half_one_zero(prompts, responses):
+    """Per pair of samples: 0.5 and 0.0 (mean 0.25, std 0.25: the gate reaches 1, no abstention)."""
+    return [0.5 if index % 2 == 0 else 0.0 for index in range(len(responses))]

@@ -25,7 +25,14 @@ policy and the estimate is biased towards it; the manifest records the temperatu
 
 Budget: the shared stream's consumption (``budget_tokens``) is what every objective is matched
 on, so an abstaining item still counts its prompt and reference; what aware actually trained of
-the references is logged per item (``reference_tokens``) and summed in the manifest.
+the references (items whose reference weight 1 - g is above 0: not abstaining, gate below 1) is
+logged per item (``reference_tokens``) and summed in the manifest. The sampled responses behind
+each alignment score are logged with their scores and whether sampling finished them
+(``samples``, ``sample_scores``, ``sample_finished``), so every gate can be traced to its samples.
+
+Sampling length: ``max_new_tokens: auto`` (the default) fits each step's reference answers (the
+longest plus a quarter, at least 16 tokens, at most 512), so a sample answering like the reference
+is not cut before its end; a sample cut anyway is passed to the signal as unfinished.
 
 Samples whose advantage is zero carry no gradient and are not forwarded (pure saving). The
 reference policy of the DESIGN brief is not used: the baseline is the samples' mean score.
@@ -33,6 +40,7 @@ reference policy of the DESIGN brief is not used: the baseline is the samples' m
 
 from __future__ import annotations
 
+import math
 import statistics
 from functools import cached_property
 from typing import Any, Literal
@@ -41,11 +49,13 @@ import torch
 from pydantic import Field, field_validator
 
 from objlab.objectives.alignment import (
+    CHECKABLE_TASKS,
     ScoreInput,
     build_signal,
     known_scorers,
     needing_a_judge,
     resolve_auto,
+    scorer_name,
     spec_problem,
 )
 from objlab.scoring.base import ScorerServices
@@ -65,12 +75,14 @@ from objlab.objectives.base import (
     step_token_mean,
 )
 
+AUTO_MARGIN, AUTO_MIN_TOKENS, AUTO_MAX_TOKENS = 1.25, 16, 512
 FORMULAS = "objlab's reading of Bhatt et al. 2026 (abstract): g = min(1, (1 - mean s) + std s); loss = (1 - g) NLL + lambda_pg * g * REINFORCE(s - mean s)"
 
 
 class AwareParams(Params):
     samples: int = Field(default=2, ge=2, description="Responses sampled per example (K).")
-    max_new_tokens: int = Field(default=64, gt=0)
+    max_new_tokens: int | Literal["auto"] = Field(
+        default="auto", description="Sampling length; 'auto': the step's longest reference answer plus a quarter, at least 16, at most 512.")
     temperature: float = Field(default=1.0, gt=0, description="1.0 samples from the policy itself (on-policy REINFORCE).")
     scorer: str | list[str] = Field(default="auto", description="Alignment signal(s); 'auto': correctness + lexicon on checkable tasks.")
     combine: Literal["min", "mean", "product"] = "min"
@@ -78,6 +90,21 @@ class AwareParams(Params):
     lambda_pg: float = Field(default=1.0, ge=0)
     misaligned_below: float = Field(default=0.5, gt=0, le=1)
     abstention: str = "I'm not able to give you a reliable and safe answer to that."
+
+    @field_validator("max_new_tokens")
+    @classmethod
+    def _positive_length(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"expected a positive number of tokens or 'auto', got {value}")
+        return value
+
+    def sampling_length(self, items) -> int:
+        """The step's sampling length: the configured one, or (``auto``) one that fits the step's
+        reference answers, so a sample that answers like the reference is not cut before its end."""
+        if self.max_new_tokens != "auto":
+            return self.max_new_tokens
+        longest = max((len(item.encoded.response_ids) for item in items), default=0)
+        return max(AUTO_MIN_TOKENS, min(AUTO_MAX_TOKENS, math.ceil(longest * AUTO_MARGIN)))
 
     @field_validator("scorer")
     @classmethod
@@ -105,7 +132,7 @@ class AlignmentAware(Objective):
     description = "Alignment-aware: per-sample gate between SFT and a policy gradient on an alignment score, with abstention."
     Params = AwareParams
     roles = ("sft", "sample")
-    evidence_keys = ("gate", "alignment_score", "abstain", "reference_tokens")
+    evidence_keys = ("gate", "alignment_score", "abstain", "reference_tokens", "samples", "sample_scores", "sample_finished")
 
     judge_settings: Any = None  # the study's eval.judge (bind)
     task: str = ""
@@ -118,6 +145,13 @@ class AlignmentAware(Objective):
                 f"scorer: 'auto' has no alignment signal for task {config.data.task!r} (its examples have no checkable "
                 "answer); set scorer to 'judge' (with eval.judge configured) or python:MODULE:FUNCTION "
                 f"(available: {known_scorers()})"
+            )
+        refusal = [name for name in names if scorer_name(name) == "classifier"]
+        if refusal and config.data.task in CHECKABLE_TASKS:
+            raise ValueError(
+                f"scorer: {refusal[0]!r} scores whether a sample refuses; the task {config.data.task!r} asks for an answer, so "
+                "every correct sample would score as misaligned. Use correctness and lexicon (auto), a judge or your own "
+                f"function (available: {known_scorers()})"
             )
         judged = needing_a_judge(names)
         if judged and config.eval.judge.kind == "none":
@@ -158,7 +192,7 @@ class AlignmentAware(Objective):
 
     def prepare(self, items, preferences, context: StepContext) -> list[ItemSequences]:
         params = self.params
-        drawn = context.sample([item.example.prompt for item in items], params.samples, params.max_new_tokens, params.temperature)
+        drawn = context.sample([item.example.prompt for item in items], params.samples, params.sampling_length(items), params.temperature)
         if context.planning:  # run --plan: no signal; every sample counted as forwarded
             return [self._planned(item, samples) for item, samples in zip(items, drawn)]
         inputs = [ScoreInput(item.example.prompt, sample.text, item.example, sample.finished) for item, samples in zip(items, drawn) for sample in samples]
@@ -191,7 +225,11 @@ class AlignmentAware(Objective):
             "alignment_score": mean,
             "scores": list(scores),
             "advantages": advantages,
-            "reference_tokens": 0 if abstain else item.task_tokens,
+            # the reference is trained with weight (1 - g): none when abstaining or when g reaches 1
+            "reference_tokens": item.task_tokens if not abstain and gate < 1.0 else 0,
+            "samples": [sample.text for sample in samples],
+            "sample_scores": list(scores),
+            "sample_finished": [sample.finished for sample in samples],
         }
         return ItemSequences(item, sequences, values)
 
@@ -199,7 +237,8 @@ class AlignmentAware(Objective):
         example = item.example
         sequences = [TrainSequence("sft", example.prompt, example.response, item.encoded)]
         sequences += [TrainSequence("sample", example.prompt, sample.text, sample.encoded) for sample in samples]
-        values = {"gate": 1.0, "abstain": False, "alignment_score": 0.5, "scores": [], "advantages": [0.0] * len(samples), "reference_tokens": item.task_tokens}
+        values = {"gate": 1.0, "abstain": False, "alignment_score": 0.5, "scores": [], "advantages": [0.0] * len(samples),
+                  "reference_tokens": item.task_tokens, "samples": [], "sample_scores": [], "sample_finished": []}
         return ItemSequences(item, sequences, values)
 
     def loss(self, batch: Batch, policy: ForwardOutput, reference: ForwardOutput | None) -> LossOutput:

@@ -9,11 +9,11 @@ results store and the report (``objlab.evaluate.results.evidence``).
 
 from __future__ import annotations
 
-from objlab.records.train_log import StepLog
-
 import math
 from collections.abc import Iterable
 from typing import Literal
+
+from objlab.records.train_log import StepLog
 
 Kind = Literal["mean", "rate", "strictly_between", "total"]
 
@@ -23,13 +23,17 @@ FIGURES: dict[str, tuple[tuple[str, Kind], ...]] = {
     "alignment_score": (("alignment_score_mean", "mean"),),
     "abstain": (("abstention_rate", "rate"),),
     "reference_tokens": (("reference_tokens_trained", "total"),),
+    # kept in the log and the store beside the figures they explain, not averaged
+    "samples": (),
+    "sample_scores": (),
+    "sample_finished": (),
 }
 DESCRIPTIONS = {
     "gate_mean": "mean gate g over items (0 = plain SFT, 1 = policy gradient only)",
     "gate_partial_share": "share of items with 0 < g < 1 (the gate really mixes both terms)",
     "abstention_rate": "share of items whose samples were all misaligned (trained to abstain)",
     "alignment_score_mean": "mean alignment score of the sampled responses",
-    "reference_tokens_trained": "task tokens of the items whose reference was trained (not abstained)",
+    "reference_tokens_trained": "task tokens of the items whose reference was trained (weight 1 - g above 0: not abstained, gate below 1)",
 }
 
 

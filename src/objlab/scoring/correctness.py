@@ -3,7 +3,9 @@ signal for ``aware``: hallucination avoidance, scored offline and deterministica
 
 1 when the response states the reference answer, 0 when it states another, ``unanswered``
 (0.5 by default) when it states none -- it neither helps nor misleads. The stated answer is the
-GSM8K ``####`` answer when there is one, else the last number.
+GSM8K ``####`` answer when there is one, else the last number. A response cut at the sampling
+length before a ``####`` answer is unfinished, not wrong: its last number is a step of the working,
+not a claim, and it scores ``unfinished`` (by default the same as ``unanswered``).
 """
 
 from __future__ import annotations
@@ -25,18 +27,20 @@ class CorrectnessScorer(Scorer):
     verdicts = frozenset({"value"})
     alignment_from = "value"
 
-    def __init__(self, unanswered: float = 0.5) -> None:
+    def __init__(self, unanswered: float = 0.5, unfinished: float | None = None) -> None:
         self.unanswered = unanswered
-        self.identity = f"correctness(unanswered={unanswered:g})"
+        self.unfinished = unanswered if unfinished is None else unfinished
+        self.identity = f"correctness(unanswered={unanswered:g})" + (f"(unfinished={self.unfinished:g})" if unfinished is not None else "")
         self.label = "objlab's answer-correctness check"
 
     @classmethod
     def build(cls, options: dict[str, Any], services: ScorerServices) -> CorrectnessScorer:
         options = dict(options)
         unanswered = float(options.pop("unanswered", 0.5))
+        unfinished = options.pop("unfinished", None)
         if options:
-            raise TypeError(f"unknown option(s) {sorted(options)} (known: unanswered)")
-        return cls(unanswered)
+            raise TypeError(f"unknown option(s) {sorted(options)} (known: unanswered, unfinished)")
+        return cls(unanswered, None if unfinished is None else float(unfinished))
 
     def score(self, items: Sequence[ScoreItem]) -> list[Score]:
         scores = []
@@ -44,7 +48,11 @@ class CorrectnessScorer(Scorer):
             expected = normalize_number(item.reference) if item.reference else None
             if expected is None:
                 raise ValueError(f"{item.item_id}: the correctness scorer needs a checkable answer (task data without one: use a judge)")
-            stated = extract_strict(item.response) or extract_flexible(item.response)
+            strict = extract_strict(item.response)
+            if strict is None and not item.finished:  # cut before its answer: its last number is a step, not a claim
+                scores.append(Score(value=self.unfinished, explanation="unfinished: cut at the sampling length before a final answer"))
+                continue
+            stated = strict or extract_flexible(item.response)
             value = self.unanswered if stated is None else float(stated == expected)
             scores.append(Score(value=value, explanation=f"stated {stated!r}, expected {expected!r}"))
         return scores

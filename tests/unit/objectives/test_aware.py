@@ -208,3 +208,63 @@ def test_the_evidence_reaches_the_store_results_and_report(tmp_path, tiny_model)
     page = (run_dir / "report" / "report.html").read_text()
     assert "What each objective did" in page and "objlab&#x27;s reading of the abstract" in page
     assert "rejected: unsafe: objlab&#x27;s own generator" in page
+
+
+# -- what aware's evidence says, and its signal's edge cases -------------------------------------------
+def test_reference_tokens_trained_count_only_items_with_reference_weight(make_config, tmp_path):
+    """Gate 1 (every sample misaligned but one above the abstention bar, or a spread that lifts
+    g to 1) trains no reference token: (1 - g) = 0 weighs it out, so it must not be counted."""
+    manifest, rows = train_aware(make_config, tmp_path, scorer="python:alignment_fixtures:one_half_one_zero")
+    gates, tokens = logged(rows, "gate"), logged(rows, "reference_tokens")
+    assert gates and all(gate == 1.0 for gate in gates)  # mean 0.25 + std 0.25 ... capped: (1 - 0.25) + 0.25 = 1
+    assert set(tokens) == {0} and manifest.evidence["reference_tokens_trained"] == 0
+
+
+def test_the_samples_behind_each_alignment_score_are_stored(make_config, tmp_path):
+    manifest, rows = train_aware(make_config, tmp_path, scorer="python:alignment_fixtures:graded")
+    samples, scores = logged(rows, "samples"), logged(rows, "sample_scores")
+    assert len(samples) == len(scores) == manifest.examples
+    assert all(len(texts) == 2 and all(isinstance(text, str) for text in texts) for texts in samples)
+    means = logged(rows, "alignment_score")
+    assert [sum(pair) / 2 for pair in scores] == pytest.approx(means)
+    assert "samples_mean" not in manifest.evidence  # kept, not averaged
+
+
+def test_an_unfinished_sample_is_unfinished_not_wrong():
+    from objlab.scoring import catalog
+
+    scorer = catalog.build("correctness", {}, ScorerServices())
+    from objlab.scoring.base import ScoreItem
+
+    cut = ScoreItem("q", "First 3 + 4 = 7, then 7 x 2 = 1", reference="14", finished=False)
+    done = ScoreItem("q", "First 3 + 4 = 7, then 7 x 2 = 1", reference="14", finished=True)
+    stated = ScoreItem("q", "#### 14 and then some more text that was cut", reference="14", finished=False)
+    unfinished, wrong, right = scorer.score([cut, done, stated])
+    assert unfinished.value == 0.5 and "unfinished" in unfinished.explanation
+    assert wrong.value == 0.0 and right.value == 1.0
+
+
+def test_sampling_length_fits_the_references_by_default(make_config, tmp_path):
+    config = make_config(objectives=aware(max_new_tokens="auto", scorer="python:alignment_fixtures:graded"))
+    request = TrainRequest(config, "aware", 0, {700: tmp_path / "out"}, tmp_path / "out")
+    trainer = loop.Trainer(request, None, Board(enabled=False))
+    asked = []
+    original = trainer.context.sample
+
+    def spy(prompts, n, max_new_tokens, temperature):
+        asked.append(max_new_tokens)
+        return original(prompts, n, max_new_tokens, temperature)
+
+    trainer.context.sample = spy
+    items = trainer.stream.items(0, 4)
+    trainer.objective.prepare(items, [None] * len(items), trainer.context)
+    longest = max(len(item.encoded.response_ids) for item in items)
+    assert asked and asked[0] >= longest
+    from objlab.objectives.aware import AwareParams
+
+    assert AwareParams().max_new_tokens == "auto"
+
+
+def test_the_refusal_signal_is_refused_on_a_checkable_task(make_config):
+    with pytest.raises(ConfigError, match=r"objectives\.aware\.scorer: 'refusal' scores whether a sample refuses; the task 'gsm8k' asks for an answer"):
+        make_config(objectives=aware(scorer=["refusal"]))
