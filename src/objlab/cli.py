@@ -279,9 +279,12 @@ def run(
         from objlab.runner.plan import build_plan, render_plan
         from objlab.store import STORE_FILE, ResultsStore
 
+        from objlab.runner.guard import check_config
+
         finished: set[str] = set()
         if (run_dir / STORE_FILE).is_file():
             with ResultsStore.in_run_dir(run_dir, read_only=True) as store:
+                check_config(store, experiment, str(run_dir))  # a changed config is refused, as `objlab run` refuses it
                 finished = store.finished_cells()
         render_plan(build_plan(experiment, finished), console)
         return

@@ -44,19 +44,15 @@ def config_changes(old: dict, new: dict) -> list[str]:
     ]
 
 
-def guard_config(store: ResultsStore, config: ExperimentConfig, run_dir: str) -> str:
-    """Record the config on a new store; on an existing one, accept grid extensions only.
-
-    Returns a one-line description of what happened (new run, resumed, extended).
-    """
-    new = config.model_dump(mode="json")
+def check_config(store: ResultsStore, config: ExperimentConfig, run_dir: str) -> dict | None:
+    """The stored config when ``config`` may run on this store (unchanged, or its grid extended);
+    None for a new store. A change outside the grid axes is a ``StateError`` listing it: the
+    same refusal for ``objlab run`` and ``objlab run --plan``, which reads the store only."""
     stored = store.meta("config")
     if stored is None:
-        store.set_meta("config", json.dumps(new, sort_keys=True))
-        store.set_meta("config_fingerprint", config.fingerprint())
-        return "new run"
+        return None
     old = json.loads(stored)
-    changes = config_changes(old, new)
+    changes = config_changes(old, config.model_dump(mode="json"))
     if changes:
         listed = "\n  ".join(changes)
         raise StateError(
@@ -64,6 +60,20 @@ def guard_config(store: ResultsStore, config: ExperimentConfig, run_dir: str) ->
             "Only objectives, budgets and seeds may change on an existing run directory "
             "(use a new --out for a different experiment)."
         )
+    return old
+
+
+def guard_config(store: ResultsStore, config: ExperimentConfig, run_dir: str) -> str:
+    """Record the config on a new store; on an existing one, accept grid extensions only.
+
+    Returns a one-line description of what happened (new run, resumed, extended).
+    """
+    new = config.model_dump(mode="json")
+    old = check_config(store, config, run_dir)
+    if old is None:
+        store.set_meta("config", json.dumps(new, sort_keys=True))
+        store.set_meta("config_fingerprint", config.fingerprint())
+        return "new run"
     grown = [axis for axis in GRID_AXES if old.get(axis) != new.get(axis)]
     if not grown:
         return "resuming" if store.finished_cells() else "new run"
