@@ -89,6 +89,7 @@ def decode_batch(
     temperature: float = 0.0,
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
+    rows_done: Callable[[int], None] | None = None,
 ) -> list[list[int]]:
     """The new token ids of each row of a left-padded batch, in row order.
 
@@ -102,6 +103,9 @@ def decode_batch(
     ``logits_processor``: callables ``(sequences, scores) -> scores`` applied in order before
     the choice (``sequences``: each live row's prompt and new tokens so far).
     ``adapter_names``: one peft adapter per prompt (``"__base__"`` for none); needs a peft model.
+    ``rows_done``: called with the number of output rows that ended at each step (their
+    end-of-sequence token, or the length limit at the last step), so a caller's progress moves
+    while a long batch decodes instead of once when it is over.
     """
     batch = input_ids.shape[0]
     if adapter_names is not None and len(adapter_names) != batch:
@@ -134,11 +138,12 @@ def decode_batch(
             chosen = tokens.tolist()
             for row, token in zip(live.rows, chosen):
                 new_tokens[row].append(token)
-            if step == max_new_tokens:
-                break
-
             going_on = [index for index, token in enumerate(chosen) if token not in eos]
-            if not going_on:
+            if rows_done is not None:
+                ended = len(chosen) if step == max_new_tokens else len(chosen) - len(going_on)
+                if ended:
+                    rows_done(ended)
+            if step == max_new_tokens or not going_on:
                 break
             if len(going_on) < len(chosen):
                 keep = torch.tensor(going_on, device=tokens.device)

@@ -189,22 +189,30 @@ class HFGenerator:
         """Decode every request; results in input order."""
         results: list[Generated | None] = [None] * len(requests)
         for batch in length_sorted_batches(requests, self._batch_size):
-            for index, generated in zip(batch, self._generate_with_backoff([requests[i] for i in batch])):
+            reported = [0]
+
+            def rows_done(count: int, reported: list[int] = reported, size: int = len(batch)) -> None:
+                count = min(count, size - reported[0])  # a batch retried after running out of memory reports once
+                reported[0] += count
+                if progress is not None and count:
+                    progress(count)
+
+            for index, generated in zip(batch, self._generate_with_backoff([requests[i] for i in batch], rows_done)):
                 results[index] = generated
-            if progress is not None:
-                progress(len(batch))
+            if progress is not None and reported[0] < len(batch):  # the static path reports its batch at once
+                progress(len(batch) - reported[0])
         return results  # type: ignore[return-value]
 
-    def _generate_with_backoff(self, batch: list[GenerationRequest]) -> list[Generated]:
+    def _generate_with_backoff(self, batch: list[GenerationRequest], rows_done=None) -> list[Generated]:
         """One batch; on a CUDA out-of-memory error with an automatic batch size, halves."""
         try:
-            return self._generate_batch(batch)
+            return self._generate_batch(batch, rows_done)
         except torch.cuda.OutOfMemoryError:
             if self.settings.batch_size != "auto" or len(batch) == 1:
                 raise
             torch.cuda.empty_cache()
             half = len(batch) // 2
-            return self._generate_with_backoff(batch[:half]) + self._generate_with_backoff(batch[half:])
+            return self._generate_with_backoff(batch[:half], rows_done) + self._generate_with_backoff(batch[half:], rows_done)
 
     def _width(self, batch: list[GenerationRequest]) -> int:
         """The padded prompt width: the longest prompt, rounded up to the bucket for ``hf-static``."""
@@ -234,7 +242,7 @@ class HFGenerator:
         return kwargs
 
     @torch.no_grad()
-    def _generate_batch(self, batch: list[GenerationRequest]) -> list[Generated]:
+    def _generate_batch(self, batch: list[GenerationRequest], rows_done=None) -> list[Generated]:
         real = len(batch)
         if self.static:  # fill to a bucket of rows; the copies' outputs are dropped below
             batch = batch + [batch[-1]] * (self._static_rows(real) - real)
@@ -257,6 +265,7 @@ class HFGenerator:
                     temperature=self.settings.temperature,
                     top_p=self.settings.top_p,
                     generator=self._sampler,
+                    rows_done=rows_done,
                 )
         return [self._decode(row, max_new_tokens) for row in rows[:real]]
 

@@ -224,3 +224,41 @@ def test_preallocated_cache_layer_equals_transformers_dynamic_layer():
     assert ours.get_mask_sizes(1) == theirs.get_mask_sizes(1)
     with pytest.raises(ValueError, match="12 positions"):
         ours.update(torch.zeros(3, 2, 6, 4), torch.zeros(3, 2, 6, 4))
+
+
+def test_rows_are_reported_done_as_they_end_so_progress_moves_within_a_batch(base_model, tokenizer, prompts):
+    """A long batch (all of an attack's prompts at once) reports its rows as each ends, not once
+    at the end of the batch: rows forced to end at step 2 are reported then, the rest at the limit."""
+    ids, mask = left_padded(prompts, tokenizer.pad_token_id, torch.device("cpu"))
+    eos = tokenizer.eos_token_id
+    width = ids.shape[1]
+
+    def end_early(sequences, scores):  # the first three prompts end at their second token
+        scores = scores.clone()
+        for row in range(sequences.shape[0]):
+            if sequences.shape[1] == width + 1 and row < 3:
+                scores[row] = -1e9
+                scores[row, eos] = 0.0
+            else:
+                scores[row, eos] = -1e9
+        return scores
+
+    reported = []
+    rows = decode_batch(base_model, ids, mask, NEW_TOKENS, [eos], logits_processor=[end_early], rows_done=reported.append)
+    assert [len(row) for row in rows[:3]] == [2, 2, 2] and all(len(row) == NEW_TOKENS for row in rows[3:])
+    assert reported == [3, 3]
+
+
+def test_the_generator_advances_progress_per_row_within_one_batch(tiny_model):
+    from objlab.config.evaluation import GenerationSettings
+    from objlab.lm.generation import GenerationRequest, HFGenerator
+    from objlab.lm.loading import load_bundle
+    from objlab.config import ModelSettings
+
+    bundle = load_bundle(ModelSettings(name_or_path=str(tiny_model)))
+    generator = HFGenerator(bundle.model, bundle.tokenizer, GenerationSettings(backend="hf", batch_size=64, max_new_tokens=4),
+                            bundle.base_vocab_size, bundle.device)
+    requests = [GenerationRequest(tuple(bundle.tokenizer(f"question {i}", add_special_tokens=False)["input_ids"]), max_new_tokens=4) for i in range(5)]
+    calls = []
+    generator.generate(requests, progress=calls.append)
+    assert sum(calls) == 5
