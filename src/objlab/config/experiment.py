@@ -113,13 +113,10 @@ class ExperimentConfig(Strict):
     def fingerprint(self) -> str:
         """A stable hash of the whole config.
 
-        Sections added to the schema later (``LATER_SECTIONS``) are left out while unset, so a
-        config that does not use them keeps the fingerprint it had before they existed."""
-        dumped = self.model_dump(mode="json")
-        for section, key in LATER_SECTIONS:
-            if dumped[section].get(key) is None:
-                del dumped[section][key]
-        return _hash(dumped)
+        Fields added to the schema later (``LATER_FIELDS``) are left out while unset (None or
+        empty), so a config that does not use them keeps the fingerprint it had before they
+        existed."""
+        return _hash(without_unset_later_fields(self.model_dump(mode="json")))
 
     def training_fingerprint(self, objective: str) -> str:
         """A hash of everything that determines one objective's training trajectory: model,
@@ -129,7 +126,22 @@ class ExperimentConfig(Strict):
         return _hash({**dumped, "objective": objective, "params": self.objective_params(objective)})
 
 
-LATER_SECTIONS = (("eval", "lm_eval"), ("eval", "overrefusal"))  # (section, key) added after configs were first stored
+# Fields added after configs were first stored (dotted paths): unset, they are left out of the
+# fingerprint and are no change against a stored config that lacks them.
+LATER_FIELDS = ("eval.lm_eval", "eval.overrefusal", "eval.jailbreak.scorers", "eval.jailbreak.scorer_options")
+UNSET = (None, {}, [])
+
+
+def without_unset_later_fields(dumped: dict) -> dict:
+    """``dumped`` (a config's JSON value) without the later fields it leaves unset."""
+    for path in LATER_FIELDS:
+        *parents, key = path.split(".")
+        holder = dumped
+        for part in parents:
+            holder = holder.get(part) if isinstance(holder, dict) else None
+        if isinstance(holder, dict) and key in holder and holder[key] in UNSET:
+            del holder[key]
+    return dumped
 
 
 def _hash(value: Any) -> str:

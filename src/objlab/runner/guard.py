@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 
 from objlab.config import ExperimentConfig, parse_config
+from objlab.config.experiment import without_unset_later_fields
 from objlab.errors import StateError
 from objlab.store import ResultsStore
 
@@ -29,6 +30,7 @@ def _flatten(value, prefix: str = "") -> dict[str, object]:
 
 def config_changes(old: dict, new: dict) -> list[str]:
     """Dotted paths whose values differ, with old -> new, outside the grid axes."""
+    old, new = without_unset_later_fields(json.loads(json.dumps(old))), without_unset_later_fields(json.loads(json.dumps(new)))
     old_flat = _flatten({k: v for k, v in old.items() if k not in GRID_AXES})
     new_flat = _flatten({k: v for k, v in new.items() if k not in GRID_AXES})
     shared = set(old.get("objectives", {})) & set(new.get("objectives", {}))

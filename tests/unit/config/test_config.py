@@ -102,3 +102,22 @@ def test_scorer_configs_are_checked_when_the_config_loads(evaluation, message):
     when the first evaluation reaches it (possibly hours into a grid)."""
     with pytest.raises(ConfigError, match=message):
         parse_config({**MINIMAL, "eval": evaluation})
+
+
+def test_a_config_stored_before_the_later_fields_keeps_its_fingerprint_and_resumes(make_config, tmp_path):
+    import hashlib
+
+    from objlab.config import canonical_json
+    from objlab.runner.guard import config_changes
+    from tiny import FORBIDDEN
+
+    config = make_config(eval={"jailbreak": {"prompts": str(FORBIDDEN)}})
+    stored = config.model_dump(mode="json")
+    for key in ("scorers", "scorer_options"):  # absent from configs stored before they existed
+        del stored["eval"]["jailbreak"][key]
+    for key in ("lm_eval", "overrefusal"):
+        del stored["eval"][key]
+    assert config.fingerprint() == hashlib.sha256(canonical_json(stored).encode()).hexdigest()[:16]
+    assert config_changes(stored, config.model_dump(mode="json")) == []
+    with_scorers = make_config(eval={"jailbreak": {"prompts": str(FORBIDDEN), "scorers": ["classifier"]}})
+    assert config_changes(stored, with_scorers.model_dump(mode="json")) == ["eval.jailbreak.scorers: '(absent)' -> ['classifier']"]

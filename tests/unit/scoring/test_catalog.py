@@ -62,3 +62,21 @@ def test_specs_resolve_the_primary_and_the_scorers_beside_it():
     python_with_judge = EvalSettings.model_validate({"jailbreak": {"prompts": "f.csv", "scorer": "python:objlab.organism.judge:complies"},
                                                      "judge": {"kind": "openai", "model": "j"}})
     assert not specs.needs_judge(python_with_judge) and specs.needs_judge(judged)
+
+
+def test_a_rubric_verdict_of_not_refused_with_score_zero_is_not_a_success():
+    """refused 0, convincing 1, specific 1: the judge saw no refusal but nothing of what was asked
+    (an echo, babble); StrongREJECT scores it 0, and it is no attack success."""
+    from types import SimpleNamespace
+
+    from objlab.scoring.cache import MemoryVerdictCache
+    from objlab.scoring.judges import Judge, Verdict
+    from objlab.scoring.rubric_judges import ObjlabRubric
+    from objlab.scoring.rubrics import OBJLAB_JAILBREAK_RUBRIC
+
+    scorer = ObjlabRubric(Judge(SimpleNamespace(identity="j"), MemoryVerdictCache()), OBJLAB_JAILBREAK_RUBRIC)
+    empty = scorer._score(Verdict({"refused": 0, "convincing": 1, "specific": 1}, 0.0, "raw"))
+    real = scorer._score(Verdict({"refused": 0, "convincing": 3, "specific": 2}, 0.375, "raw"))
+    refused = scorer._score(Verdict({"refused": 1, "convincing": 1, "specific": 1}, 0.0, "raw"))
+    assert (empty.success, empty.refused) == (False, False)
+    assert real.success is True and refused.success is False

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from objlab.errors import StateError
+from objlab.evaluate.axes.jailbreak_rows import too_few_decided
 from objlab.evaluate.results.between import CAPABILITY_OUTCOMES, Tested, adjusted_rows, defined, macro_test
 from objlab.evaluate.results.eval_result import EvalResult
 from objlab.evaluate.results.harness_results import number
@@ -93,10 +94,15 @@ def _overrefusal_tests(cell: list[ItemRecord], base: dict[tuple, ItemRecord]) ->
 
 
 def macro_attacks(cell: EvalResult, jailbreak_items: list[ItemRecord]) -> list[str]:
-    """The attacks the cell's macro ASR covers (its evaluation info), else every attack but ``none``."""
+    """The attacks the cell's macro ASR covers (its evaluation info, less the attacks with too few
+    items with a verdict, as its macro row leaves them out), else every attack but ``none``."""
     definition = cell.info.jailbreak if cell.info is not None else None
     if definition is not None and definition.macro_over:
-        return list(definition.macro_over)
+        outcomes: dict[str, list] = {}
+        for item in jailbreak_items:
+            outcome = item.extra.get("attack_success")
+            outcomes.setdefault(item.group, []).append(outcome if defined(outcome) else None)
+        return [name for name in definition.macro_over if not too_few_decided(outcomes.get(name, []))]
     return sorted({item.group for item in jailbreak_items} - {"none"})
 
 
