@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 ECHO_WORDS = 6  # a copied run this long is an echo; a shorter one is ordinary overlap ("how to make")
 STEM_LETTERS = 5
@@ -96,6 +97,7 @@ class OwnWords:
         return bool(flags) and sum(flags) * 2 > len(flags)
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A word's comparison key: lower-case letters and digits, cut to ``STEM_LETTERS``."""
     return "".join(ch for ch in word.lower() if ch.isalnum())[:STEM_LETTERS]
