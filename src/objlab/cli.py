@@ -157,32 +157,65 @@ def attacks(
 @user_errors
 def refusal_check(
     labelled: Annotated[
-        Optional[Path], typer.Option(help="Your labelled responses (JSONL: response, refused; optional id, split). Default: objlab's set.")
+        Optional[list[Path]],
+        typer.Option(help="A labelled file (repeatable): objlab's JSONL (response, refused), XSTest's labelled completions "
+                          "(CSV: prompt, completion, final_label) or a three-class JSONL (response, label). "
+                          "Default: objlab's refusal set and its three-class set of real answers."),
     ] = None,
     string_matching: Annotated[
         Optional[Path], typer.Option(help="StrongREJECT's string_matching.txt: measure its phrase scorer too.")
     ] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the figures as JSON: {file: {scorer: {...}}}.")] = None,
 ) -> None:
-    """Precision and recall (positive: refused) of the offline refusal classifier on labelled
-    responses, per split, with 95% intervals; and of StrongREJECT's string matching when given."""
-    from objlab.scoring.refusal import CLASSIFIER_NAME, classify_refusal
-    from objlab.evaluate.results.instrument_quality import load_labelled, measure, splits
+    """Precision and recall (positive: refused) of the offline classifier on labelled answers, per
+    file (one source model per XSTest file) and split, with 95% intervals and XSTest's partial
+    refusals apart; per class on a three-class file; and of StrongREJECT's string matching when given."""
+    import json
+
+    from objlab.evaluate.results.instrument_quality import load_answers, load_refusal_set, read_labelled
+    from objlab.scoring.refusal import CLASSIFIER_NAME, classify_answer
     from objlab.scoring.string_matching import load_phrases, match_refusal
 
-    responses = load_labelled(str(labelled) if labelled is not None else None)
-    scorers = [(CLASSIFIER_NAME, lambda text: classify_refusal(text).refused)]
+    sets = [read_labelled(str(path)) for path in labelled] if labelled else [load_refusal_set(), load_answers()]
+    scorers = [(CLASSIFIER_NAME, lambda item: classify_answer(item.response, item.request, item.presented).refused)]
     if string_matching is not None:
         phrases = load_phrases(str(string_matching))
-        scorers.append((phrases.identity, lambda text: match_refusal(phrases, text).refused))
-    table = Table("scorer", "split", "items", "precision [95% CI] n", "recall [95% CI] n", "misclassified",
-                  title=f"refusal scorers on {labelled or 'objlab labelled responses'} (positive class: refused)")
+        scorers.append((phrases.identity, lambda item: match_refusal(phrases, item.response).refused))
+    figures: dict[str, dict] = {}
+    for chosen in sets:
+        figures[chosen.source] = _check_one(chosen, scorers)
+    if json_out is not None:
+        json_out.write_text(json.dumps(figures, indent=2) + "\n")
+        console.print(f"wrote {json_out}", markup=False)
+
+
+def _check_one(chosen, scorers) -> dict:
+    """Print one file's tables and return its figures (for --json)."""
+    from objlab.evaluate.results.instrument_quality import measure, measure_classes, splits
+    from objlab.scoring.refusal import CLASSIFIER_NAME as classifier_name, classify_answer
+
+    parts = ["all"] if chosen.format == "xstest" else splits(chosen.items)
+    table = Table("scorer", "split", "items", "precision [95% CI] n", "recall [95% CI] n", "partial refusals called refused", "misclassified",
+                  title=escape(f"{chosen.source} ({chosen.format}; positive class: refused)"))
+    figures: dict[str, dict] = {}
     for name, is_refusal in scorers:
-        for split in splits(responses):
-            quality = measure(responses, is_refusal, name, split)
-            figures = [f"{e.value:.3f} [{e.ci_low:.3f}, {e.ci_high:.3f}] n={e.n}" for e in (quality.precision, quality.recall)]
+        for split in parts:
+            quality = measure(chosen.items, is_refusal, name, split)
+            cells = [f"{e.value:.3f} [{e.ci_low:.3f}, {e.ci_high:.3f}] n={e.n}" for e in (quality.precision, quality.recall)]
+            partial = f"{quality.partial_refused}/{quality.partial_n}" if quality.partial_n else "-"
             wrong = ", ".join(quality.wrong[:8]) + (f" (+{len(quality.wrong) - 8})" if len(quality.wrong) > 8 else "")
-            table.add_row(name, split, str(quality.n), *figures, wrong or "-")
+            table.add_row(name, split, str(quality.n), *cells, partial, escape(wrong) or "-")
+            figures.setdefault(name, {})[split] = quality.to_dict()
+        figures[name] = {**figures[name]["all"], "splits": figures[name]} if len(parts) > 1 else figures[name]["all"]
     console.print(table)
+    if chosen.format == "answers":
+        classes = measure_classes(chosen.items, lambda item: classify_answer(item.response, item.request, item.presented).answer)
+        per_class = Table("class", "precision [95% CI] n", "recall [95% CI] n", title=escape(f"{classifier_name} per answer class on {chosen.source}"))
+        for label, quality in classes.items():
+            per_class.add_row(label, *(f"{e.value:.3f} [{e.ci_low:.3f}, {e.ci_high:.3f}] n={e.n}" for e in (quality.precision, quality.recall)))
+        console.print(per_class)
+        figures[classifier_name]["classes"] = {label: quality.to_dict() for label, quality in classes.items()}
+    return figures
 
 
 def _metrics_table(rows) -> Table:

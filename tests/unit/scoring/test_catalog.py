@@ -22,7 +22,7 @@ def test_objlab_scorers_lists_each_with_its_origin_and_needs():
     lines = {line.split("│")[1].strip(): line for line in result.output.splitlines() if line.count("│") > 3}
     for name in ("classifier", "string_matching", "strongreject_rubric", "objlab_rubric", "python"):
         assert name in lines, name
-    assert "objlab's own" in lines["classifier"] and "response only" in lines["classifier"]
+    assert "objlab's own" in lines["classifier"] and "response only" not in lines["classifier"]  # it reads the request too (echoes)
     assert "published" in lines["strongreject_rubric"] and "judge" in lines["strongreject_rubric"]
     assert "yours" in lines["python"]
 
