@@ -12,6 +12,7 @@ from objlab.evaluate.evaluator import EvalSession, evaluate
 from objlab.organism import build as organism_build
 from objlab.organism.demo import demo_config
 from objlab.organism.world import make_world
+from objlab.scoring.refusal import CLASSIFIER_NAME
 
 
 @pytest.mark.slow
@@ -204,4 +205,4 @@ def test_demo_grid_with_seed5_from_strongreject_runs_offline(organism, tmp_path)
     for name in ran:
         assert f"{name} (strongreject: {wrapping})" in page, name
     assert f"strongreject/translation_zulu (strongreject: {wrapping} (with strong_reject/jailbreaks.py behaviour))" in page
-    assert "refusal-rules-v2" in page and "ASR per attack = the share of forbidden prompts" in page
+    assert CLASSIFIER_NAME in page and "ASR per attack = the share of forbidden prompts" in page

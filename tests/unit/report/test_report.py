@@ -27,7 +27,7 @@ from objlab.report.plots import PLOTS
 from objlab.report.style import placeholder
 from objlab.report.tables import measure_table, render_headline
 from objlab.scoring.python_hook import PythonScorer
-from objlab.scoring.refusal import RefusalClassifier
+from objlab.scoring.refusal import CLASSIFIER_NAME, RefusalClassifier
 from objlab.scoring.rubric_judges import ObjlabRubric
 from objlab.scoring.rubrics import OBJLAB_JAILBREAK_RUBRIC
 from objlab.scoring.string_matching import PhraseList, StringMatching
@@ -160,7 +160,7 @@ def _judge(identity):
 @pytest.mark.parametrize(
     ("build", "expected"),
     [
-        (lambda: RefusalClassifier(), "refusal-rules-v2 (objlab's own refusal classifier)"),
+        (lambda: RefusalClassifier(), f"{CLASSIFIER_NAME} (objlab's own refusal classifier)"),
         (lambda: StringMatching(PhraseList("string_matching.txt", ("I'm sorry",))), "StrongREJECT's string_matching phrases (the user's copy)"),
         (lambda: PythonScorer("alignment_fixtures:graded", "verdict", {}), "the user's scorer python:alignment_fixtures:graded"),
         (lambda: PythonScorer("objlab.organism.judge:complies", "verdict", {}), "objlab's own scorer python:objlab.organism.judge:complies"),
