@@ -12,6 +12,7 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from objlab.config.python_ref import load_callable
+from objlab.config.sections import HoldoutSettings, RowValues
 
 # The no-attack condition (reported on its own) and the reference study's five jailbreaks
 # (a named set: StrongREJECT's templates when eval.jailbreak.strongreject is given, objlab's own otherwise).
@@ -76,11 +77,17 @@ class CapabilityTask(_HFSource):
 
     ``limit`` draws a seeded sample (``eval.subset_seed``), stratified by the rows' ``category``
     field where they have one; few-shot examples are the first rows of ``fewshot_source``.
+    ``where`` and ``holdout`` choose rows as ``data.where`` and ``data.holdout`` do (``keep:
+    test`` evaluates the side a ``keep: train`` training config never sees); ``fields`` maps
+    the names the kind reads to the source's columns (``{question: user, reference: assistant}``).
     """
 
     kind: Literal["gsm8k", "multiple_choice", "rubric"]
     source: str
     name: str | None = None
+    where: RowValues | None = Field(default=None, description="Keep rows whose field equals the value (or one of the values).")
+    holdout: HoldoutSettings | None = None
+    fields: dict[str, str] | None = Field(default=None, description="name the kind reads -> the source's column.")
     limit: int | None = Field(default=None, gt=0)
     fewshot: int = Field(default=0, ge=0)
     fewshot_source: str | None = None

@@ -112,23 +112,51 @@ class ExperimentConfig(Strict):
     def fingerprint(self) -> str:
         """A stable hash of the whole config.
 
-        Sections added to the schema later (``LATER_SECTIONS``) are left out while unset, so a
+        Fields added to the schema later (``LATER_FIELDS``) are left out while unset, so a
         config that does not use them keeps the fingerprint it had before they existed."""
         dumped = self.model_dump(mode="json")
-        for section, key in LATER_SECTIONS:
-            if dumped[section].get(key) is None:
-                del dumped[section][key]
-        return _hash(dumped)
+        return _hash(_without_unset_later_fields(dumped))
 
     def training_fingerprint(self, objective: str) -> str:
         """A hash of everything that determines one objective's training trajectory: model,
         data, LoRA, optimizer and the objective's own parameters -- not the grid axes or the
         evaluation, so extending a grid never invalidates a half-finished training run."""
-        dumped = self.model_dump(mode="json", include={"model", "data", "lora", "train"})
+        dumped = _without_unset_later_fields(self.model_dump(mode="json", include={"model", "data", "lora", "train"}))
         return _hash({**dumped, "objective": objective, "params": self.objective_params(objective)})
 
 
-LATER_SECTIONS = (("eval", "lm_eval"),)  # (section, key) added after configs were first stored
+# Fields added after configs were first stored, as paths ("*": every item of a list). Left out
+# of the fingerprints while unset (None), so an older config keeps its fingerprints.
+LATER_FIELDS = (
+    ("eval", "lm_eval"),
+    ("eval", "lm_eval", "preset"),
+    ("eval", "capability", "*", "where"),
+    ("eval", "capability", "*", "holdout"),
+    ("eval", "capability", "*", "fields"),
+    ("data", "where"),
+    ("data", "holdout"),
+)
+
+
+def _drop_unset(value: Any, path: tuple[str, ...]) -> None:
+    if not path or value is None:
+        return
+    head, rest = path[0], path[1:]
+    if head == "*":
+        for item in value if isinstance(value, list) else []:
+            _drop_unset(item, rest)
+    elif isinstance(value, dict) and head in value:
+        if not rest:
+            if value[head] is None:
+                del value[head]
+        else:
+            _drop_unset(value[head], rest)
+
+
+def _without_unset_later_fields(dumped: dict) -> dict:
+    for path in LATER_FIELDS:
+        _drop_unset(dumped, path)
+    return dumped
 
 
 def _hash(value: Any) -> str:

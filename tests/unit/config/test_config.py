@@ -102,3 +102,15 @@ def test_scorer_configs_are_checked_when_the_config_loads(evaluation, message):
     when the first evaluation reaches it (possibly hours into a grid)."""
     with pytest.raises(ConfigError, match=message):
         parse_config({**MINIMAL, "eval": evaluation})
+
+
+def test_fields_added_later_leave_older_fingerprints_alone():
+    """A config that leaves the later fields (row selection, hold-out, field mapping, the lm-eval
+    preset) unset keeps the fingerprints it had before they existed (values from that version),
+    so stored runs resume; setting one changes them."""
+    full = {**MINIMAL, "eval": {"capability": [{"kind": "gsm8k", "source": "hf:openai/gsm8k", "hf_config": "main", "split": "test", "limit": 5}],
+                                "lm_eval": {"tasks": ["truthfulqa_mc2"]}}}
+    assert (parse_config(MINIMAL).fingerprint(), parse_config(MINIMAL).training_fingerprint("sft")) == ("b01fd45f4d1b4ceb", "90ccb4c0a9ef51a3")
+    assert parse_config(full).fingerprint() == "cf6c2788d9e1b20c"
+    selected = parse_config({**MINIMAL, "data": {"source": "train.jsonl", "where": {"discipline": "Engineering"}}})
+    assert selected.training_fingerprint("sft") != "90ccb4c0a9ef51a3" and selected.fingerprint() != "b01fd45f4d1b4ceb"
