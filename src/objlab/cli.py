@@ -47,14 +47,25 @@ def main(
         importlib.import_module(module)
 
 
+INIT_PRESETS = {"objective-matters": "objective_matters.yaml"}  # --preset -> template in objlab/templates
+
+
 @app.command()
 @user_errors
-def init(path: Annotated[Path, typer.Argument(help="Where to write the example config.")] = Path("objlab.yaml")) -> None:
-    """Write a commented example experiment config."""
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path("objlab.yaml"),
+    preset: Annotated[Optional[str], typer.Option(help="objective-matters: the reference study's whole grid (docs/reproducing.md).")] = None,
+) -> None:
+    """Write a commented example experiment config, or a preset study's grid."""
+    if preset is not None and preset not in INIT_PRESETS:
+        raise ObjlabError(f"--preset: unknown preset {preset!r} (known: {', '.join(INIT_PRESETS)})")
     if path.exists():
         raise ObjlabError(f"{path} already exists; choose another path")
-    path.write_text(resources.files("objlab.templates").joinpath("example.yaml").read_text())
+    template = INIT_PRESETS[preset] if preset else "example.yaml"
+    path.write_text(resources.files("objlab.templates").joinpath(template).read_text())
     console.print(f"wrote {path}")
+    if preset:
+        console.print(f"price it before anything runs: objlab run {path} --plan --gpu H100 (the lines marked SUPPLY name what to provide)", soft_wrap=True)
 
 
 @app.command()
