@@ -271,6 +271,7 @@ def run(
     config: Annotated[Path, typer.Argument(help="Experiment config YAML.")],
     out: Annotated[Optional[Path], typer.Option(help="Run directory (default: runs/<config name>).")] = None,
     plan: Annotated[bool, typer.Option("--plan", help="Print the cells, tokens, generations and a time estimate; run nothing.")] = False,
+    gpu: Annotated[Optional[str], typer.Option(help="With --plan: price the grid in GPU-hours on one H100 or H200 (measured or derived rates).")] = None,
     ray: Annotated[Optional[str], typer.Option(help="Run cells as Ray tasks: a cluster address, or 'local'.")] = None,
     primary: Annotated[Optional[str], typer.Option(help="Capability metric for the frontier, e.g. 'accuracy_flexible:gsm8k'.")] = None,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failing cell (default: record it and go on).")] = False,
@@ -286,15 +287,18 @@ def run(
 
     experiment = load_config(config)
     run_dir = out or _default_run_dir(config)
+    if gpu is not None and not plan:
+        raise ObjlabError("--gpu prices a plan: use it with --plan")
     if plan:
-        from objlab.runner.plan import build_plan, render_plan
+        from objlab.runner.plan import build_study, render_study
+        from objlab.runner.plan_inputs import PlanInputs
         from objlab.store import STORE_FILE, ResultsStore
 
         finished: set[str] = set()
         if (run_dir / STORE_FILE).is_file():
             with ResultsStore.in_run_dir(run_dir, read_only=True) as store:
                 finished = store.finished_cells()
-        render_plan(build_plan(experiment, finished), console)
+        render_study(build_study(experiment, finished, gpu=gpu, inputs=PlanInputs.lenient()), console)
         return
     from objlab.evaluate.instruments import check_instruments
     from objlab.runner.execute import run_grid
