@@ -255,8 +255,9 @@ def estimated_unit(config: ExperimentConfig, unit: TrainUnit, finished: set[str]
 
 def _stream(config: ExperimentConfig, inputs: PlanInputs):
     """The chat encoder and the task examples, or None for either that cannot be read."""
-    tokenizer = inputs.read(f"tokenizer of {config.model.name_or_path}", lambda: load_tokenizer(config.model))
-    examples = inputs.read(f"task data {config.data.source}", lambda: load_examples(config.data))
+    instead = "training priced from the budgets (*)"
+    tokenizer = inputs.read(f"tokenizer of {config.model.name_or_path}", lambda: load_tokenizer(config.model), instead=instead)
+    examples = inputs.read(f"task data {config.data.source}", lambda: load_examples(config.data), instead=instead)
     return (ChatEncoder(tokenizer, config.train.max_length) if tokenizer is not None else None), examples
 
 
@@ -297,7 +298,7 @@ def build_plan(config: ExperimentConfig, finished: set[str] = frozenset(), *, gp
     if plan.priced is not None and plan.priced.rates:
         known = known_architecture(config.model.name_or_path)
         plan.shape = "its shape in objlab's table of the study's models" if known else "its config.json"
-        parameters = inputs.read(f"shape of {config.model.name_or_path}", lambda: matmul_parameters(config))
+        parameters = inputs.read(f"shape of {config.model.name_or_path}", lambda: matmul_parameters(config), instead="no time estimate")
         if parameters is not None:
             plan.estimate = estimate_seconds(plan, parameters, plan.priced.rates)
     return plan

@@ -107,9 +107,11 @@ class PlanInputs:
         if text not in self.notes:
             self.notes.append(text)
 
-    def read(self, what: str, read: Callable[[], T], fallback: Callable[[], tuple[T, str]] | None = None) -> T | None:
+    def read(self, what: str, read: Callable[[], T], fallback: Callable[[], tuple[T, str]] | None = None,
+             instead: str | None = None) -> T | None:
         """``read()``; when it fails (and the inputs are not strict) the fallback's value with a
-        note naming ``what``, why it was not read and what was counted instead, else None."""
+        note naming ``what``, why it was not read and what was counted instead, else None (noted
+        with ``instead``, what the plan does without it, or as NOT COUNTED)."""
         try:
             return read()
         except (ObjlabError, OSError, RuntimeError, ValueError) as error:
@@ -118,7 +120,7 @@ class PlanInputs:
             reason = _reason(error)
         replacement = fallback() if fallback else None
         if replacement is None or replacement[0] is None:
-            self.note(f"{what}: NOT COUNTED ({reason})")
+            self.note(f"{what}: not read ({reason}); {instead}" if instead else f"{what}: NOT COUNTED ({reason})")
             return None
         value, how = replacement
         self.note(f"{what}: not read ({reason}); {how}")

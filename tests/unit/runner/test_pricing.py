@@ -94,7 +94,8 @@ def test_the_papers_plan_runs_offline_with_no_data_and_no_weights(paper_config, 
     assert "evaluation: 109 checkpoints to evaluate (base model included)" in out
     assert "counted 1,319 (GSM8K's published test split)" in out and "counted 313 (StrongREJECT's published forbidden prompts)" in out
     assert "lm-eval per checkpoint: 988 generate_until, 4,708 loglikelihood requests" in out
-    assert "tokenizer of meta-llama/Llama-3.1-8B-Instruct: NOT COUNTED" in out and "task data hf:openai/gsm8k: NOT COUNTED" in out
+    assert "tokenizer of meta-llama/Llama-3.1-8B-Instruct: not read" in out and "task data hf:openai/gsm8k: not read" in out
+    assert "training priced from the budgets (*)" in out
     assert "time ESTIMATE on one H100, meta-llama/Llama-3.1-8B-Instruct priced from its shape in objlab's table" in out
     assert "GPU-hours" in out and "DERIVED from the H200's rates" in out
     result = CliRunner().invoke(app, ["run", str(paper_config), "--gpu", "H100"], env={"HF_HUB_OFFLINE": "1"})
