@@ -47,14 +47,25 @@ def main(
         importlib.import_module(module)
 
 
+INIT_PRESETS = {"objective-matters": "objective_matters.yaml"}  # --preset -> template in objlab/templates
+
+
 @app.command()
 @user_errors
-def init(path: Annotated[Path, typer.Argument(help="Where to write the example config.")] = Path("objlab.yaml")) -> None:
-    """Write a commented example experiment config."""
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path("objlab.yaml"),
+    preset: Annotated[Optional[str], typer.Option(help="objective-matters: the reference study's whole grid (docs/reproducing.md).")] = None,
+) -> None:
+    """Write a commented example experiment config, or a preset study's grid."""
+    if preset is not None and preset not in INIT_PRESETS:
+        raise ObjlabError(f"--preset: unknown preset {preset!r} (known: {', '.join(INIT_PRESETS)})")
     if path.exists():
         raise ObjlabError(f"{path} already exists; choose another path")
-    path.write_text(resources.files("objlab.templates").joinpath("example.yaml").read_text())
+    template = INIT_PRESETS[preset] if preset else "example.yaml"
+    path.write_text(resources.files("objlab.templates").joinpath(template).read_text())
     console.print(f"wrote {path}")
+    if preset:
+        console.print(f"price it before anything runs: objlab run {path} --plan --gpu H100 (the lines marked SUPPLY name what to provide)", soft_wrap=True)
 
 
 @app.command()
@@ -293,6 +304,7 @@ def run(
     config: Annotated[Path, typer.Argument(help="Experiment config YAML.")],
     out: Annotated[Optional[Path], typer.Option(help="Run directory (default: runs/<config name>).")] = None,
     plan: Annotated[bool, typer.Option("--plan", help="Print the cells, tokens, generations and a time estimate; run nothing.")] = False,
+    gpu: Annotated[Optional[str], typer.Option(help="With --plan: price the grid in GPU-hours on one H100 or H200 (measured or derived rates).")] = None,
     ray: Annotated[Optional[str], typer.Option(help="Run cells as Ray tasks: a cluster address, or 'local'.")] = None,
     primary: Annotated[Optional[str], typer.Option(help="Capability metric for the frontier, e.g. 'accuracy_flexible:gsm8k'.")] = None,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failing cell (default: record it and go on).")] = False,
@@ -308,8 +320,11 @@ def run(
 
     experiment = load_config(config)
     run_dir = out or _default_run_dir(config)
+    if gpu is not None and not plan:
+        raise ObjlabError("--gpu prices a plan: use it with --plan")
     if plan:
-        from objlab.runner.plan import build_plan, render_plan
+        from objlab.runner.plan import build_study, render_study
+        from objlab.runner.plan_inputs import PlanInputs
         from objlab.store import STORE_FILE, ResultsStore
 
         from objlab.runner.guard import check_config
@@ -319,7 +334,7 @@ def run(
             with ResultsStore.in_run_dir(run_dir, read_only=True) as store:
                 check_config(store, experiment, str(run_dir))  # a changed config is refused, as `objlab run` refuses it
                 finished = store.finished_cells()
-        render_plan(build_plan(experiment, finished), console)
+        render_study(build_study(experiment, finished, gpu=gpu, inputs=PlanInputs.lenient()), console)
         return
     from objlab.evaluate.instruments import check_instruments
     from objlab.runner.execute import run_grid

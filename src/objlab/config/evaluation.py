@@ -11,7 +11,9 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from objlab.config.lm_eval_presets import expand
 from objlab.config.python_ref import load_callable
+from objlab.config.sections import HoldoutSettings, RowValues
 
 # The no-attack condition (reported on its own) and the reference study's five jailbreaks
 # (a named set: StrongREJECT's templates when eval.jailbreak.strongreject is given, objlab's own otherwise).
@@ -76,11 +78,17 @@ class CapabilityTask(_HFSource):
 
     ``limit`` draws a seeded sample (``eval.subset_seed``), stratified by the rows' ``category``
     field where they have one; few-shot examples are the first rows of ``fewshot_source``.
+    ``where`` and ``holdout`` choose rows as ``data.where`` and ``data.holdout`` do (``keep:
+    test`` evaluates the side a ``keep: train`` training config never sees); ``fields`` maps
+    the names the kind reads to the source's columns (``{question: user, reference: assistant}``).
     """
 
     kind: Literal["gsm8k", "multiple_choice", "rubric"]
     source: str
     name: str | None = None
+    where: RowValues | None = Field(default=None, description="Keep rows whose field equals the value (or one of the values).")
+    holdout: HoldoutSettings | None = None
+    fields: dict[str, str] | None = Field(default=None, description="name the kind reads -> the source's column.")
     limit: int | None = Field(default=None, gt=0)
     fewshot: int = Field(default=0, ge=0)
     fewshot_source: str | None = None
@@ -264,17 +272,33 @@ class JudgeSettings(_Strict):
 class LmEvalSettings(_Strict):
     """lm-evaluation-harness tasks run on every cell's model (optional extra ``objlab[lm-eval]``).
 
-    ``tasks`` are lm-eval task, group or tag names; ``include_path`` a directory of the user's own
-    task YAML (offline: ``dataset_path: json`` with local ``data_files``). ``num_fewshot`` and
-    ``limit`` are lm-eval's (``limit`` below 1 is a fraction of each task's documents);
-    ``batch_size: auto`` is lm-eval's largest-that-fits search on a GPU and a fixed size on CPU.
+    ``tasks`` are lm-eval task, group or tag names; ``preset`` a named list of them
+    (``normative``: the reference studies' normative companions, ``config.lm_eval_presets``),
+    expanded into ``tasks`` when the config is read (the preset's first, then the user's).
+    ``include_path`` a directory of the user's own task YAML (offline: ``dataset_path: json``
+    with local ``data_files``). ``num_fewshot`` and ``limit`` are lm-eval's (``limit`` below 1
+    is a fraction of each task's documents); ``batch_size: auto`` is lm-eval's
+    largest-that-fits search on a GPU and a fixed size on CPU.
     """
 
+    preset: str | None = Field(default=None, description="A named task list (normative), expanded into tasks.")
     tasks: list[str] = Field(min_length=1)
     include_path: str | None = None
     num_fewshot: int | None = Field(default=None, ge=0)
     limit: int | float | None = Field(default=None, gt=0)
     batch_size: int | Literal["auto"] = "auto"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_preset(cls, data: Any) -> Any:
+        """``preset`` becomes its tasks, before the user's (expanding twice changes nothing)."""
+        if not isinstance(data, dict) or data.get("preset") is None:
+            return data
+        try:
+            tasks = expand(data["preset"], list(data.get("tasks") or []))
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"preset: {error}") from None
+        return {**data, "tasks": tasks}
 
     @field_validator("tasks")
     @classmethod

@@ -122,25 +122,47 @@ class ExperimentConfig(Strict):
         """A hash of everything that determines one objective's training trajectory: model,
         data, LoRA, optimizer and the objective's own parameters -- not the grid axes or the
         evaluation, so extending a grid never invalidates a half-finished training run."""
-        dumped = self.model_dump(mode="json", include={"model", "data", "lora", "train"})
+        dumped = without_unset_later_fields(self.model_dump(mode="json", include={"model", "data", "lora", "train"}))
         return _hash({**dumped, "objective": objective, "params": self.objective_params(objective)})
 
 
-# Fields added after configs were first stored (dotted paths): unset, they are left out of the
-# fingerprint and are no change against a stored config that lacks them.
-LATER_FIELDS = ("eval.lm_eval", "eval.overrefusal", "eval.jailbreak.scorers", "eval.jailbreak.scorer_options")
+# Fields added after configs were first stored, as paths ("*": every item of a list). Left out
+# of the fingerprints while unset (None or empty), so an older config keeps its fingerprints and
+# is no change against a stored config that lacks them.
+LATER_FIELDS = (
+    ("eval", "lm_eval"),
+    ("eval", "lm_eval", "preset"),
+    ("eval", "overrefusal"),
+    ("eval", "jailbreak", "scorers"),
+    ("eval", "jailbreak", "scorer_options"),
+    ("eval", "capability", "*", "where"),
+    ("eval", "capability", "*", "holdout"),
+    ("eval", "capability", "*", "fields"),
+    ("data", "where"),
+    ("data", "holdout"),
+)
 UNSET = (None, {}, [])
 
 
+def _drop_unset(value: Any, path: tuple[str, ...]) -> None:
+    if not path or value is None:
+        return
+    head, rest = path[0], path[1:]
+    if head == "*":
+        for item in value if isinstance(value, list) else []:
+            _drop_unset(item, rest)
+    elif isinstance(value, dict) and head in value:
+        if not rest:
+            if value[head] in UNSET:
+                del value[head]
+        else:
+            _drop_unset(value[head], rest)
+
+
 def without_unset_later_fields(dumped: dict) -> dict:
-    """``dumped`` (a config's JSON value) without the later fields it leaves unset."""
+    """``dumped`` (a config's JSON value, changed in place) without the later fields it leaves unset."""
     for path in LATER_FIELDS:
-        *parents, key = path.split(".")
-        holder = dumped
-        for part in parents:
-            holder = holder.get(part) if isinstance(holder, dict) else None
-        if isinstance(holder, dict) and key in holder and holder[key] in UNSET:
-            del holder[key]
+        _drop_unset(dumped, path)
     return dumped
 
 

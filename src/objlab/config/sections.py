@@ -99,11 +99,31 @@ class RejectedSettings(Strict):
         return self
 
 
+class HoldoutSettings(Strict):
+    """A fixed held-out share of a source that publishes one split only (SuperGPQA, most
+    domain instruction sets): training keeps ``keep: train``, the capability evaluation of the
+    same source ``keep: test``, and no row is in both.
+
+    A row is held out when a hash of its ``key`` field (the whole row when unset) falls below
+    ``fraction``: the split depends on the rows alone, never on a seed or on the order, so the
+    training and evaluation sides of a config agree by construction.
+    """
+
+    fraction: float = Field(gt=0, lt=1, description="Share of the rows held out for evaluation.")
+    keep: Literal["train", "test"]
+    key: str | None = Field(default=None, description="The field that identifies a row (e.g. SuperGPQA's uuid); default: the whole row.")
+
+
+RowValues = dict[str, str | list[str]]
+
+
 class DataSettings(Strict):
     """The task data stream every objective consumes.
 
     ``source`` is a JSONL or CSV file path, or ``hf:NAME`` for a ``datasets`` dataset (with
     ``hf_config`` and ``split``). ``task`` picks the adapter that turns rows into examples.
+    ``where`` keeps the rows whose fields have the given values (``{discipline: Engineering}``)
+    and ``holdout`` keeps one side of a fixed held-out split, both before ``limit``.
     """
 
     task: str = "gsm8k"
@@ -112,6 +132,8 @@ class DataSettings(Strict):
     split: str = "train"
     prompt_field: str | None = None
     response_field: str | None = None
+    where: RowValues | None = Field(default=None, description="Keep rows whose field equals the value (or one of the values).")
+    holdout: HoldoutSettings | None = None
     limit: int | None = Field(default=None, gt=0)
     rejected: RejectedSettings = Field(default_factory=RejectedSettings)
 

@@ -85,13 +85,28 @@ def _read_csv(path: Path) -> LoadedRows:
     return loaded
 
 
+HUB_FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+
+
+def hub_data_file(name: str) -> str | None:
+    """The ``hf://`` path when ``name`` is one data file of a hub dataset (``OWNER/NAME/PATH.jsonl``),
+    else None. Datasets whose repository still holds a loading script (which ``datasets`` no
+    longer runs) are read this way, from their data file."""
+    parts = name.split("/")
+    return f"hf://datasets/{name}" if len(parts) >= 3 and Path(name).suffix.lower() in HUB_FILE_BUILDERS else None
+
+
 def _read_hf(name: str, hf_config: str | None, split: str) -> LoadedRows:
     try:
         import datasets
     except ImportError:  # pragma: no cover - datasets is a dependency
         raise DataError("reading hf: sources needs the `datasets` package") from None
     try:
-        dataset = datasets.load_dataset(name, hf_config, split=split)
+        file = hub_data_file(name)
+        if file is not None:
+            dataset = datasets.load_dataset(HUB_FILE_BUILDERS[Path(name).suffix.lower()], data_files={split: file}, split=split)
+        else:
+            dataset = datasets.load_dataset(name, hf_config, split=split)
     except Exception as error:  # datasets raises many types; all mean the same to the user
         raise DataError(
             f"hf:{name} (config {hf_config!r}, split {split!r}) could not be loaded: {type(error).__name__}: {error}. "
@@ -103,7 +118,8 @@ def _read_hf(name: str, hf_config: str | None, split: str) -> LoadedRows:
 
 
 def read_rows(source: str, *, hf_config: str | None = None, split: str = "train") -> LoadedRows:
-    """Read every row of ``source``: a .jsonl/.json/.csv file, or ``hf:NAME`` for a dataset."""
+    """Read every row of ``source``: a .jsonl/.json/.csv file, ``hf:NAME`` for a dataset, or
+    ``hf:OWNER/NAME/FILE.jsonl`` (or .json, .csv, .parquet) for one data file of a hub dataset."""
     if source.startswith("hf:"):
         return _read_hf(source[3:], hf_config, split)
     path = Path(source).expanduser()

@@ -1,8 +1,10 @@
 """Task adapters: turn validated rows of a task's data into ``Example`` records.
 
 A task adapter knows one data format. ``gsm8k`` reads GSM8K's ``question``/``answer`` rows
-(the answer ends with ``#### n``); ``instruction`` reads any prompt/response pair of columns.
-Adding a format is one function registered with ``@task_adapter("name")`` (``TASKS``).
+(the answer ends with ``#### n``); ``instruction`` reads any prompt/response pair of columns;
+``supergpqa``, ``cybersecurity`` and ``legal_qa`` read the reference study's other domains
+(``data.domains``). Adding a format is one function registered with ``@task_adapter("name")``
+(``TASKS``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from objlab.data.loaders import (
     row_id,
 )
 from objlab.data.records import Example, RowError
+from objlab.data.select import select_rows
 from objlab.errors import ConfigError
 from objlab.registry import Registry
 
@@ -124,12 +127,17 @@ def adapt_rows(loaded: LoadedRows, settings: DataSettings) -> list[Example]:
 
 
 def load_examples(settings: DataSettings) -> list[Example]:
-    """Read, validate and adapt the configured task data; ``limit`` keeps the first rows."""
+    """Read, validate and adapt the configured task data; ``where`` and ``holdout`` choose
+    rows (``data.select``), then ``limit`` keeps the first of them."""
     _adapter(settings)
     loaded = read_rows(settings.source, hf_config=settings.hf_config, split=settings.split)
+    loaded = select_rows(loaded, settings.where, settings.holdout)
     if settings.limit is not None:
         loaded = LoadedRows(loaded.source, loaded.rows[: settings.limit], loaded.lines[: settings.limit])
     examples = adapt_rows(loaded, settings)
     if not examples:
         raise ConfigError(f"data.source: {settings.source} holds no examples")
     return examples
+
+
+from objlab.data import domains  # noqa: E402,F401  (registers the reference study's domain adapters)

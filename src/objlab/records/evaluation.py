@@ -56,7 +56,8 @@ class LmEvalRun(_Record):
     """How the ``lm_eval`` axis of one evaluation was produced (``eval.lm_eval``)."""
 
     lm_eval_version: str
-    requested: list[str]
+    requested: list[str]  # every task asked for, a preset expanded (its tasks first)
+    preset: str | None = None  # the eval.lm_eval.preset the request was expanded from
     top_level: list[str]  # what the request resolved to at the top: tasks and groups, not their subtasks
     include_path: str | None = None
     num_fewshot: int | None = None

@@ -117,7 +117,22 @@ def test_a_config_stored_before_the_later_fields_keeps_its_fingerprint_and_resum
         del stored["eval"]["jailbreak"][key]
     for key in ("lm_eval", "overrefusal"):
         del stored["eval"][key]
+    del stored["data"]["where"], stored["data"]["holdout"]
+    for task in stored["eval"]["capability"]:
+        del task["where"], task["holdout"], task["fields"]
     assert config.fingerprint() == hashlib.sha256(canonical_json(stored).encode()).hexdigest()[:16]
     assert config_changes(stored, config.model_dump(mode="json")) == []
     with_scorers = make_config(eval={"jailbreak": {"prompts": str(FORBIDDEN), "scorers": ["classifier"]}})
     assert config_changes(stored, with_scorers.model_dump(mode="json")) == ["eval.jailbreak.scorers: '(absent)' -> ['classifier']"]
+
+
+def test_fields_added_later_leave_older_fingerprints_alone():
+    """A config that leaves the later fields (row selection, hold-out, field mapping, the lm-eval
+    preset) unset keeps the fingerprints it had before they existed (values from that version),
+    so stored runs resume; setting one changes them."""
+    full = {**MINIMAL, "eval": {"capability": [{"kind": "gsm8k", "source": "hf:openai/gsm8k", "hf_config": "main", "split": "test", "limit": 5}],
+                                "lm_eval": {"tasks": ["truthfulqa_mc2"]}}}
+    assert (parse_config(MINIMAL).fingerprint(), parse_config(MINIMAL).training_fingerprint("sft")) == ("b01fd45f4d1b4ceb", "90ccb4c0a9ef51a3")
+    assert parse_config(full).fingerprint() == "cf6c2788d9e1b20c"
+    selected = parse_config({**MINIMAL, "data": {"source": "train.jsonl", "where": {"discipline": "Engineering"}}})
+    assert selected.training_fingerprint("sft") != "90ccb4c0a9ef51a3" and selected.fingerprint() != "b01fd45f4d1b4ceb"

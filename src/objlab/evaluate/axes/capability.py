@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from objlab.config.evaluation import CapabilityTask
+from objlab.data.choice import choice_answer_turn
+from objlab.data.choice import choice_prompt as format_choice_prompt
 from objlab.errors import ConfigError, DataError
 from objlab.evaluate.axes.sources import (
     ChoiceItem,
@@ -43,20 +45,18 @@ from objlab.evaluate.axes.extraction import (
     extract_flexible,
     extract_option_letter,
     extract_strict,
-    option_letters,
 )
 from objlab.scoring.rubrics import REFERENCE
 from objlab.evaluate.session import AdapterTarget
 from objlab.records.items import ItemRecord, MetricRow
 
 AXIS = "capability"
-CHOICE_INSTRUCTION = "Answer with the letter of the correct option."
 
 
 def choice_prompt(item: ChoiceItem) -> str:
-    """The question, its options as ``A. text`` lines, and the instruction to answer by letter."""
-    lines = [f"{letter}. {option}" for letter, option in zip(option_letters(len(item.options)), item.options)]
-    return f"{item.question}\n\n" + "\n".join(lines) + f"\n\n{CHOICE_INSTRUCTION}"
+    """The question, its options as ``A. text`` lines, and the instruction to answer by letter
+    (the text the ``supergpqa`` task trains on, from ``data.choice``)."""
+    return format_choice_prompt(item.question, item.options)
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def score_reference(ctx: EvalContext, task, target, items: list[ReferenceItem], 
 
 FORMATS = {
     "gsm8k": TaskFormat(load_numeric, lambda item: item.question, None, score_numeric),
-    "multiple_choice": TaskFormat(load_choice, choice_prompt, lambda item: f"The answer is ({item.answer}).", score_choice),
+    "multiple_choice": TaskFormat(load_choice, choice_prompt, lambda item: choice_answer_turn(item.answer), score_choice),
     "rubric": TaskFormat(load_reference, lambda item: item.question, lambda item: item.reference, score_reference),
 }
 
@@ -148,8 +148,10 @@ def _fewshot(task: CapabilityTask, index: int) -> tuple[tuple[str, str], ...]:
 
 
 def load_task_items(task: CapabilityTask, seed: int) -> Sampled:
-    """The task's items: every row, or the seeded stratified sample ``limit`` draws."""
-    return FORMATS[task.kind].load(task.source, task.limit, seed=seed, hf_config=task.hf_config, split=task.split)
+    """The task's items (chosen by ``where`` and ``holdout``, renamed by ``fields``): every
+    row, or the seeded stratified sample ``limit`` draws."""
+    return FORMATS[task.kind].load(task.source, task.limit, seed=seed, hf_config=task.hf_config, split=task.split,
+                                   where=task.where, holdout=task.holdout, fields=task.fields)
 
 
 def run_task(ctx: EvalContext, task: CapabilityTask, index: int, targets: list[AdapterTarget]) -> dict[str, AxisOutput]:

@@ -14,13 +14,9 @@ from __future__ import annotations
 import re
 
 from objlab.data.answers import NUMBER, STRICT_MARKER, extract_flexible, extract_strict
+from objlab.data.choice import option_letters
 
 __all__ = ["NUMBER", "STRICT_MARKER", "extract_flexible", "extract_option_letter", "extract_strict", "option_letters"]
-
-
-def option_letters(count: int) -> str:
-    """The letters naming ``count`` options: A, B, C, ..."""
-    return "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[:count]
 
 
 def _letter_patterns(letters: str) -> list[re.Pattern]:

@@ -190,7 +190,7 @@ def run_record(ctx: EvalContext, target: AdapterTarget, converted: HarnessOutput
     """How the axis ran for ``target``: versions, settings, each task's version and config."""
     settings, session = ctx.settings.lm_eval, ctx.session
     return LmEvalRun(
-        lm_eval_version=require_lm_eval(), requested=list(settings.tasks), top_level=converted.top_level,
+        lm_eval_version=require_lm_eval(), requested=list(settings.tasks), preset=settings.preset, top_level=converted.top_level,
         include_path=settings.include_path, num_fewshot=settings.num_fewshot, limit=settings.limit,
         batch_size=batch_size(settings, session), prompt_transform=_prompt_transform(target), vocab_limit=vocab_limit(session),
         bootstrap_iters=BOOTSTRAP_ITERS, seeds=dict(SEEDS), tasks=converted.tasks,

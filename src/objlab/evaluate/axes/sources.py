@@ -24,11 +24,12 @@ from objlab.data.loaders import (
     require_text_fields,
     row_id,
 )
+from objlab.data.choice import choice_answer, choice_row_problem
 from objlab.data.records import RowError
+from objlab.data.select import rename_fields, select_rows
 from objlab.data.tasks import adapt_rows, load_examples
 from objlab.errors import DataError
 from objlab.evaluate.axes.subsets import Sampled, sample_positions, sample_rows
-from objlab.evaluate.axes.extraction import option_letters
 
 STRONGREJECT_FIELDS = ("category", "source", "forbidden_prompt")
 PERSONA_FIELDS = ("question", "answer_matching_behavior", "answer_not_matching_behavior")
@@ -91,14 +92,17 @@ def _nonempty(loaded: LoadedRows, what: str) -> LoadedRows:
     return loaded
 
 
-def _read(source: str, hf_config: str | None, split: str | None, what: str) -> LoadedRows:
-    return _nonempty(read_rows(source, hf_config=hf_config, split=split or HF_SPLIT_DEFAULT), what)
+def _read(source: str, hf_config: str | None, split: str | None, what: str, where=None, holdout=None, fields=None) -> LoadedRows:
+    """The source's rows, chosen by ``where`` and ``holdout`` and renamed by ``fields``
+    (``data.select``), refused when none is left."""
+    loaded = read_rows(source, hf_config=hf_config, split=split or HF_SPLIT_DEFAULT)
+    return _nonempty(rename_fields(select_rows(loaded, where, holdout), fields), what)
 
 
 def load_numeric(source: str, limit: int | None = None, *, seed: int = 0, hf_config: str | None = None,
-                 split: str | None = None) -> Sampled[NumericItem]:
+                 split: str | None = None, where=None, holdout=None, fields=None) -> Sampled[NumericItem]:
     """GSM8K-format rows (``question``, ``answer`` ending ``#### n``), validated by the task adapter."""
-    loaded = _read(source, hf_config, split, "problems")
+    loaded = _read(source, hf_config, split, "problems", where, holdout, fields)
     examples = adapt_rows(loaded, DataSettings(task="gsm8k", source=source))
     chosen, info = sample_positions(loaded, limit, seed, CATEGORY_FIELD)
     return Sampled([NumericItem(examples[i].id, examples[i].prompt, examples[i].answer) for i in chosen], info)
@@ -112,52 +116,30 @@ def load_fewshot_turns(source: str, count: int) -> list[tuple[str, str]]:
     return [(example.prompt, example.response) for example in examples]
 
 
-def _choice_answer(row: dict, options: list[str]) -> str | None:
-    """The correct letter from ``answer_letter`` or ``answer`` (a letter or an option's text)."""
-    letters = option_letters(len(options))
-    for field in ("answer_letter", "answer"):
-        value = row.get(field)
-        if isinstance(value, str) and len(value.strip()) == 1 and value.strip().upper() in letters:
-            return value.strip().upper()
-    answer = row.get("answer")
-    if isinstance(answer, str) and answer.strip() in [option.strip() for option in options]:
-        return letters[[option.strip() for option in options].index(answer.strip())]
-    return None
-
-
-def _choice_row_problem(row: dict) -> str | None:
-    options = row.get("options")
-    if not isinstance(options, list) or not 2 <= len(options) <= 26:
-        return "field 'options' must be a list of 2 to 26 option texts"
-    if not all(isinstance(option, str) and option.strip() for option in options):
-        return "every entry of 'options' must be a non-empty string"
-    if _choice_answer(row, options) is None:
-        return f"field 'answer' must be a letter {option_letters(len(options))[0]}-{option_letters(len(options))[-1]} or one option's text"
-    return None
-
-
 def load_choice(source: str, limit: int | None = None, *, seed: int = 0, hf_config: str | None = None,
-                split: str | None = None) -> Sampled[ChoiceItem]:
-    """SuperGPQA-style rows: ``question``, ``options`` (list), ``answer`` (letter or option text)."""
-    loaded = _read(source, hf_config, split, "multiple-choice questions")
+                split: str | None = None, where=None, holdout=None, fields=None) -> Sampled[ChoiceItem]:
+    """SuperGPQA-style rows: ``question``, ``options`` (list), ``answer_letter`` or ``answer``
+    (letter or option text), validated as the ``supergpqa`` task adapter validates them."""
+    loaded = _read(source, hf_config, split, "multiple-choice questions", where, holdout, fields)
     require_text_fields(loaded, ["question"])
     errors, items = [], []
     for row, line in zip(loaded.rows, loaded.lines):
-        problem = _choice_row_problem(row)
+        problem = choice_row_problem(row)
         if problem:
             errors.append(RowError(loaded.source, line, problem))
             continue
         options = tuple(option.strip() for option in row["options"])
-        items.append(ChoiceItem(row_id(loaded, line), row["question"].strip(), options, _choice_answer(row, list(options))))
+        items.append(ChoiceItem(row_id(loaded, line), row["question"].strip(), options, choice_answer(row, list(options))))
     raise_row_errors(errors, loaded.source)
     chosen, info = sample_positions(loaded, limit, seed, CATEGORY_FIELD)
     return Sampled([items[i] for i in chosen], info)
 
 
 def load_reference(source: str, limit: int | None = None, *, seed: int = 0, hf_config: str | None = None,
-                   split: str | None = None) -> Sampled[ReferenceItem]:
-    """Open-ended rows: ``question`` and a gold ``reference`` answer."""
-    loaded = _read(source, hf_config, split, "questions")
+                   split: str | None = None, where=None, holdout=None, fields=None) -> Sampled[ReferenceItem]:
+    """Open-ended rows: ``question`` and a gold ``reference`` answer (``fields`` maps other
+    columns onto them, e.g. ``{question: user, reference: assistant}``)."""
+    loaded = _read(source, hf_config, split, "questions", where, holdout, fields)
     require_text_fields(loaded, ["question", "reference"])
     loaded, info = sample_rows(loaded, limit, seed, CATEGORY_FIELD)
     items = [
