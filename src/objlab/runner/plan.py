@@ -139,9 +139,9 @@ def plan_evaluation(config: ExperimentConfig, checkpoints: int, inputs: PlanInpu
     cannot be read is counted from its limit or published size, or left out, and noted."""
     from objlab.evaluate.axes.attack_catalog import configured_attacks
     from objlab.evaluate.axes.capability import load_task_items
+    from objlab.evaluate.axes.sources import load_forbidden_prompts, load_overrefusal_prompts, load_persona
     from objlab.evaluate.instruments import check_instruments
     from objlab.scoring.specs import needs_judge, overrefusal_needs_judge
-    from objlab.evaluate.axes.sources import load_forbidden_prompts, load_overrefusal_prompts, load_persona
 
     settings = config.eval
     inputs = inputs or PlanInputs()
@@ -177,7 +177,8 @@ def plan_evaluation(config: ExperimentConfig, checkpoints: int, inputs: PlanInpu
             tokens += prompts * (jailbreak.max_new_tokens or new_tokens)
             judge += prompts if judged else 0
     if (overrefusal := settings.overrefusal) is not None:
-        count = len(load_overrefusal_prompts(overrefusal, seed=settings.subset_seed))
+        count = inputs.items(f"over-refusal prompts ({overrefusal.prompts})", lambda: len(load_overrefusal_prompts(overrefusal, seed=settings.subset_seed)),
+                             overrefusal.prompts, overrefusal.limit, overrefusal.hf_config, overrefusal.hf_split) or 0
         generations += count
         tokens += count * (overrefusal.max_new_tokens or new_tokens)
         judge += count if overrefusal_needs_judge(settings) else 0
