@@ -104,6 +104,7 @@ def train(
     budget: Annotated[list[int], typer.Option(help="Token budget; repeat for snapshots at several budgets.")],
     out: Annotated[Path, typer.Option(help="Output directory.")],
     seed: Annotated[int, typer.Option(help="Seed (data order, LoRA init, dropout).")] = 0,
+    model: Annotated[Optional[str], typer.Option("--model", help="Which model of a config with several (models:): its key.")] = None,
 ) -> None:
     """Fine-tune one LoRA adapter at an exact token budget (resumes if OUT holds a checkpoint).
 
@@ -116,7 +117,7 @@ def train(
     from objlab.train.loop import TrainRequest
     from objlab.train.loop import train as run_training
 
-    experiment = load_config(config)
+    experiment = _one_model(load_config(config), model)
     if objective not in registry.names():
         raise ObjlabError(f"--objective: unknown objective {objective!r} (known: {', '.join(registry.names())})")
     budgets = sorted(set(budget))
@@ -252,6 +253,7 @@ def evaluate(
     baseline: Annotated[
         Optional[Path], typer.Option(help="A previous `objlab evaluate` output of the base model: adds paired tests against it.")
     ] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Which model of a config with several (models:): its key.")] = None,
 ) -> None:
     """Evaluate the base model or one adapter: capability, jailbreak attack success, persona drift."""
     from objlab.config import load_config
@@ -264,7 +266,7 @@ def evaluate(
     from objlab.evaluate.evaluator import evaluate as run_evaluation
     from objlab.progress import Board
 
-    experiment = load_config(config)
+    experiment = _one_model(load_config(config), model)
     base = read_result(baseline) if baseline is not None else None
     with Board() as board:
         session = EvalSession(experiment)
@@ -279,6 +281,18 @@ def evaluate(
         for line in asr_statement(result.info.jailbreak):
             console.print(line, style="dim", markup=False, highlight=False)
     console.print(f"{len(result.items)} item records -> {out}")
+
+
+def _one_model(experiment, key: str | None):
+    """The config of one model: the config itself, or (``models:``) the one ``--model`` names."""
+    if not experiment.several_models:
+        if key is not None:
+            raise ObjlabError(f"--model {key}: this config names one model (model:); --model picks one of several (models:)")
+        return experiment
+    if key is None:
+        keys = ", ".join(found for found, _ in experiment.per_model())
+        raise ObjlabError(f"this config names several models (models:); choose one with --model (its keys: {keys})")
+    return experiment.for_model(key)
 
 
 def _default_run_dir(config_path: Path) -> Path:

@@ -1,12 +1,14 @@
 """The results store: one DuckDB file per run directory, the single place a grid writes to.
 
-Schema (``SCHEMA_VERSION`` 2; a schema-1 store is read as it is and upgraded by the next writer):
+Schema (``SCHEMA_VERSION`` 3; a schema-1 or -2 store is read as it is and upgraded by the next writer):
 
 - ``meta(key, value)``: schema version, the run's config (JSON) and its fingerprint.
 - ``cells(cell_id, kind, objective, seed, budget, mode, adapter_dir, budget_tokens,
   compute_tokens, train_seconds, eval_seconds, device, train_manifest, eval_manifest,
-  finished_at)``: one row per *finished* cell (``kind`` = ``adapter`` or ``base``; the base
-  model is the cell ``base``). A row exists only once everything else of the cell is stored.
+  finished_at, model)``: one row per *finished* cell (``kind`` = ``adapter`` or ``base``; the base
+  model is the cell ``base``; in a grid over several models ``model`` is the model's key, its
+  cells are ``<key>/...`` and its base cell ``<key>/base``; schema 3). A row exists only once
+  everything else of the cell is stored.
 - ``metrics(cell_id, axis, metric, group, value, n, ci_low, ci_high, method, status, note,
   p_value, comparison)``: every reported figure with its n and 95% interval.
 - ``items(cell_id, axis, group, item_id, prompt, output, score, verdict, scorer, extra)``:
@@ -52,8 +54,8 @@ from objlab.records.failure import CellFailure
 from objlab.records.items import ItemRecord, MetricRow
 from objlab.records.train_log import FIELDS as STEP_FIELDS, StepLog
 
-SCHEMA_VERSION = "2"
-READABLE_SCHEMAS = ("1", "2")  # schema 1 has no failures table: a writer adds it, readers see none
+SCHEMA_VERSION = "3"
+READABLE_SCHEMAS = ("1", "2", "3")  # schema 1 has no failures table, 1-2 no cells.model column: a writer adds them
 READ_WAIT_S = 30.0  # readers wait this long for a write to finish (writes take well under a second)
 WRITE_WAIT_S = 600.0  # the grid waits this long for readers (a report reads for a few seconds)
 STORE_FILE = "results.duckdb"
@@ -65,7 +67,7 @@ CREATE TABLE IF NOT EXISTS cells (
     cell_id VARCHAR PRIMARY KEY, kind VARCHAR, objective VARCHAR, seed INTEGER, budget BIGINT,
     mode VARCHAR, adapter_dir VARCHAR, budget_tokens BIGINT, compute_tokens BIGINT,
     train_seconds DOUBLE, eval_seconds DOUBLE, device VARCHAR,
-    train_manifest JSON, eval_manifest JSON, finished_at TIMESTAMP);
+    train_manifest JSON, eval_manifest JSON, finished_at TIMESTAMP, model VARCHAR);
 CREATE TABLE IF NOT EXISTS metrics (
     cell_id VARCHAR, axis VARCHAR, metric VARCHAR, "group" VARCHAR, value DOUBLE, n BIGINT,
     ci_low DOUBLE, ci_high DOUBLE, method VARCHAR, status VARCHAR, note VARCHAR,
@@ -118,6 +120,8 @@ class ResultsStore:
             raise StateError(f"{self.path}: results store schema {found}, this objlab reads {', '.join(READABLE_SCHEMAS)}")
         if not read_only:
             self.db.execute(_TABLES)  # creates what a new store, or a schema-1 store, lacks
+            if not self._has_column("cells", "model"):  # schema 1-2: one model per store
+                self.db.execute("ALTER TABLE cells ADD COLUMN model VARCHAR")
             self.set_meta("schema_version", SCHEMA_VERSION)
 
     @classmethod
@@ -157,6 +161,10 @@ class ResultsStore:
         if read_only and not path.is_file():
             raise StateError(f"{path}: no results store here (run `objlab run` first)")
         return cls.open(path, read_only=read_only, wait_s=wait_s)
+
+    def _has_column(self, table: str, column: str) -> bool:
+        query = "SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = ?"
+        return self.db.execute(query, [table, column]).fetchone()[0] > 0
 
     def _has_table(self, name: str) -> bool:
         query = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
@@ -213,6 +221,7 @@ class ResultsStore:
         adapter_dir: str | None = None,
         train_seconds: float | None = None,
         eval_seconds: float | None = None,
+        model: str | None = None,
     ) -> None:
         """Store everything of one cell atomically; the ``cells`` row marks it finished."""
         train, evaluation = train_manifest, eval_info
@@ -237,13 +246,13 @@ class ResultsStore:
                     ],
                 )
             self.db.execute(
-                "INSERT INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     cell_id, kind, objective, seed, budget, train and train.mode, adapter_dir,
                     train and train.budget_tokens, train and train.compute_tokens,
                     train_seconds, eval_seconds, (evaluation and evaluation.device) or (train and train.device),
                     _json(train and adapter_manifest_json(train)), _json(evaluation and eval_info_json(evaluation)),
-                    datetime.now(UTC).replace(tzinfo=None),
+                    datetime.now(UTC).replace(tzinfo=None), model,
                 ],
             )
             fault_point("store.cell.before_commit")

@@ -26,6 +26,7 @@ from objlab.config.evaluation import EvalSettings
 from objlab.config.sections import (
     DataSettings,
     LoraSettings,
+    ModelEntry,
     ModelSettings,
     RunnerSettings,
     Strict,
@@ -33,11 +34,14 @@ from objlab.config.sections import (
 )
 from objlab.errors import ConfigError
 
+
 class ExperimentConfig(Strict):
-    """A whole study: one model, one task stream, a grid of objectives x budgets x seeds."""
+    """A whole study: a model (or several, ``models:``), one task stream, a grid of objectives x
+    budgets x seeds."""
 
     name: str = "objlab-study"
-    model: ModelSettings
+    model: ModelSettings | None = None
+    models: list[ModelEntry] | None = Field(default=None, description="Several models, one grid each, one store (instead of model).")
     data: DataSettings
     lora: LoraSettings = Field(default_factory=LoraSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
@@ -47,6 +51,48 @@ class ExperimentConfig(Strict):
     eval: EvalSettings = Field(default_factory=EvalSettings)
     runner: RunnerSettings = Field(default_factory=RunnerSettings)
     toy: bool = Field(default=False, description="Marks runs on a toy model (the report says so).")
+
+    @model_validator(mode="after")
+    def _one_model_or_several(self) -> ExperimentConfig:
+        if (self.model is None) == (self.models is None):
+            raise ValueError("model: name one model (model:) or several (models:), not both" if self.model is not None
+                             else "model: required (or models:, a list of models)")
+        if self.models is not None:
+            if not self.models:
+                raise ValueError("models: at least one model is needed")
+            keys = [entry.cell_key for entry in self.models]
+            twice = sorted({key for key in keys if keys.count(key) > 1})
+            if twice:
+                raise ValueError(f"models: two models have the key {', '.join(twice)} (set key: on one of them)")
+        return self
+
+    @property
+    def several_models(self) -> bool:
+        return self.models is not None
+
+    def per_model(self) -> list[tuple[str | None, ExperimentConfig]]:
+        """(model key, the config of that model's grid): ``[(None, self)]`` for one model; for
+        ``models:``, each model's own config, with its training and decoding batch overrides."""
+        if self.models is None:
+            return [(None, self)]
+        configs = []
+        for entry in self.models:
+            train = self.train.model_copy(update={
+                **({"batch_size": entry.batch_size} if entry.batch_size else {}),
+                **({"micro_batch_size": entry.micro_batch_size} if entry.micro_batch_size else {}),
+            })
+            generation = self.eval.generation.model_copy(update={"batch_size": entry.eval_batch_size} if entry.eval_batch_size else {})
+            evaluation = self.eval.model_copy(update={"generation": generation})
+            configs.append((entry.cell_key, self.model_copy(update={"model": entry.settings(), "models": None, "train": train, "eval": evaluation})))
+        return configs
+
+    def for_model(self, key: str | None) -> ExperimentConfig:
+        """The config of one model's grid (``key`` None: the only model)."""
+        for found, config in self.per_model():
+            if found == key or (key is None and len(self.per_model()) == 1):
+                return config
+        keys = ", ".join(str(found) for found, _ in self.per_model())
+        raise ConfigError(f"--model: this config has no model {key!r} (its models: {keys})")
 
     @field_validator("budgets")
     @classmethod
@@ -130,6 +176,7 @@ class ExperimentConfig(Strict):
 # of the fingerprints while unset (None or empty), so an older config keeps its fingerprints and
 # is no change against a stored config that lacks them.
 LATER_FIELDS = (
+    ("models",),
     ("eval", "lm_eval"),
     ("eval", "lm_eval", "preset"),
     ("eval", "overrefusal"),
@@ -238,6 +285,7 @@ def resolve_paths(config: ExperimentConfig, base_dir: Path) -> ExperimentConfig:
     """
     rejected = config.data.rejected.model_copy(update={"file": _resolve(config.data.rejected.file, base_dir)})
     data = config.data.model_copy(update={"source": _resolve(config.data.source, base_dir), "rejected": rejected})
-    model = config.model.model_copy(update={"name_or_path": _resolve(config.model.name_or_path, base_dir)})
+    model = config.model and config.model.model_copy(update={"name_or_path": _resolve(config.model.name_or_path, base_dir)})
+    models = config.models and [entry.model_copy(update={"name_or_path": _resolve(entry.name_or_path, base_dir)}) for entry in config.models]
     evaluation = config.eval.resolve_paths(lambda value: _resolve(value, base_dir))
-    return config.model_copy(update={"data": data, "model": model, "eval": evaluation})
+    return config.model_copy(update={"data": data, "model": model, "models": models, "eval": evaluation})

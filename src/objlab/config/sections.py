@@ -8,6 +8,7 @@ LoRA, training, data, runner): plain pydantic schema that imports nothing of obj
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -33,6 +34,38 @@ class ModelSettings(Strict):
         description="Jinja chat template (or a path to a .jinja file) for tokenizers without one.",
     )
     attn_implementation: str | None = None
+
+
+MODEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class ModelEntry(ModelSettings):
+    """One model of a grid over several models (``models:``): its model section, the key its
+    cells are named by (``<key>/sft/seed-0/budget-25000``; default: the last part of its name or
+    path), and what may differ between models of one study: the training batch (a 9B model may
+    need a smaller one, or micro-batches) and the evaluation's decoding batch."""
+
+    key: str | None = None
+    batch_size: int | None = Field(default=None, gt=0, description="train.batch_size for this model.")
+    micro_batch_size: int | None = Field(default=None, gt=0, description="train.micro_batch_size for this model.")
+    eval_batch_size: int | Literal["auto"] | None = Field(default=None, description="eval.generation.batch_size for this model.")
+
+    @property
+    def cell_key(self) -> str:
+        if self.key:
+            return self.key
+        last = self.name_or_path.rstrip("/").rsplit("/", 1)[-1]
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", last).strip("-.") or "model"
+
+    @model_validator(mode="after")
+    def _key_is_a_name(self) -> ModelEntry:
+        if self.key is not None and not MODEL_KEY.match(self.key):
+            raise ValueError(f"key must be letters, digits, '.', '_' or '-' (it names cells and folders), got {self.key!r}")
+        return self
+
+    def settings(self) -> ModelSettings:
+        """The model section alone (what loading and fingerprints read)."""
+        return ModelSettings(**self.model_dump(include=set(ModelSettings.model_fields)))
 
 
 class LoraSettings(Strict):

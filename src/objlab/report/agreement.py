@@ -75,10 +75,12 @@ def scorer_order(store: ResultsStore) -> list[str]:
     return []
 
 
-def load_agreement(store: ResultsStore) -> Agreement:
-    """Pooled agreement and the disagreeing items of the run's jailbreak axis."""
+def load_agreement(store: ResultsStore, prefix: str = "") -> Agreement:
+    """Pooled agreement and the disagreeing items of the run's jailbreak axis (``prefix``: of one
+    model's cells only, in a grid over several models)."""
     order = scorer_order(store)
-    items = store.frame('SELECT cell_id, "group", item_id, prompt, output, extra FROM items WHERE axis = \'jailbreak\' ORDER BY cell_id, "group", item_id')
+    items = store.frame('SELECT cell_id, "group", item_id, prompt, output, extra FROM items WHERE axis = \'jailbreak\' '
+                        'AND starts_with(cell_id, ?) ORDER BY cell_id, "group", item_id', [prefix])
     verdicts = [json.loads(extra or "{}").get("success_by") or {} for extra in items["extra"]]
     deciders = [name for name in order if any(by.get(name) is not None for by in verdicts)]
     result = Agreement(scorers=deciders, items=len(verdicts))

@@ -64,6 +64,7 @@ class ReportData:
     failures: list[CellFailure] = field(default_factory=list)  # the latest of each cell not finished since
     agreement: Agreement = field(default_factory=Agreement)  # the jailbreak scorers' agreement over the run
     overrefusal_findings: list[str] = field(default_factory=list)  # per objective: lower ASR with more over-refusal?
+    panels: dict[str, ReportData] = field(default_factory=dict)  # a grid over several models: each model's own data
 
     @property
     def is_toy(self) -> bool:
@@ -151,6 +152,8 @@ def objective_order(config: dict, cells: pd.DataFrame) -> list[str]:
 
 def _ordered_cells(store: ResultsStore, config: dict) -> tuple[pd.DataFrame, list[str]]:
     cells = store.frame("SELECT * FROM cells")
+    if "model" not in cells:  # a store written before grids over several models
+        cells["model"] = None
     cells["train_manifest"] = [_parsed(text, parse_manifest, f"{store.path}: train manifest of {cell}") for text, cell in zip(cells["train_manifest"], cells["cell_id"])]
     cells["eval_manifest"] = [_parsed(text, parse_eval_info, f"{store.path}: evaluation info of {cell}") for text, cell in zip(cells["eval_manifest"], cells["cell_id"])]
     objectives = objective_order(config, cells)
@@ -262,8 +265,11 @@ def format_budget(tokens) -> str:
 
 
 def cell_label(cell: pd.Series, seeds: int = 1) -> str:
-    """A short human label: ``base``, ``sft 25k``, or with several seeds ``sft s1 25k``."""
+    """A short human label: ``base``, ``sft 25k``, or with several seeds ``sft s1 25k``; in a grid
+    over several models the model's key first (``llama sft 25k``)."""
+    model = cell.get("model")
+    prefix = f"{model} " if isinstance(model, str) else ""
     if cell["kind"] == "base":
-        return "base model"
+        return f"{prefix}base model"
     seed = f" s{as_int(cell['seed'])}" if seeds > 1 else ""
-    return f"{cell['objective']}{seed} {format_budget(cell['budget'])}"
+    return f"{prefix}{cell['objective']}{seed} {format_budget(cell['budget'])}"

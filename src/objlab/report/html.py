@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 import objlab
-from objlab.report.data import ReportData, load_report_data, pending_cells
+from objlab.report.data import ReportData, format_budget, is_number, load_report_data, pending_cells
 from objlab.report.evidence import AWARE_NOTE, evidence_table, has_aware
 from objlab.report.plots import Plot, draw_all, plots_for
 from objlab.report.provenance import (
@@ -31,6 +31,8 @@ from objlab.report.provenance import (
     run_facts,
     skipped_notes,
 )
+from objlab.report.agreement import load_agreement
+from objlab.report.models import CROSS_MODEL_PNG, for_model, model_keys, ordering_consistency, plot_cross_model
 from objlab.report.summary import overrefusal_statements
 from objlab.report.tables import (
     LEGEND,
@@ -93,32 +95,46 @@ def write_report(run_dir: Path, primary_capability: str | None = None) -> Path:
     run_dir = Path(run_dir)
     with ResultsStore.in_run_dir(run_dir, read_only=True) as store:
         data = load_report_data(store, primary_capability)
-        seeds = data.seeds()
-        data.overrefusal_findings = overrefusal_statements(data, store, seeds[0] if seeds else None)
+        for key in model_keys(data):
+            panel = for_model(data, key)
+            panel.agreement = load_agreement(store, f"{key}/")
+            data.panels[key] = panel
+        for shown in data.panels.values() or [data]:
+            seeds = shown.seeds()
+            shown.overrefusal_findings = overrefusal_statements(shown, store, seeds[0] if seeds else None)
     out_dir = run_dir / REPORT_DIR
-    pngs = draw_all(data, out_dir)
+    if data.panels:
+        pngs: dict = {CROSS_MODEL_PNG: plot_cross_model(data, out_dir)}
+        for key, panel in data.panels.items():
+            pngs.update({(key, name): path for name, path in draw_all(panel, out_dir / key).items()})
+    else:
+        pngs = draw_all(data, out_dir)
     target = out_dir / REPORT_FILE
     target.write_text(render_html(data, pngs), encoding="utf-8")
     return target
 
 
 def render_html(data: ReportData, pngs: dict[str, Path]) -> str:
-    """The whole page for ``data`` with the PNGs of ``draw_all`` embedded."""
+    """The whole page for ``data`` with the PNGs of ``draw_all`` embedded (for a grid over several
+    models: the models' comparison, then one panel per model, each as a one-model report)."""
     name = data.config.get("name") or "objlab run"
-    body = [
+    if data.panels:
+        body = [_section("facts", "What the numbers rest on", _facts(data)),
+                _section("models", "Objectives across models", _models(data, pngs[CROSS_MODEL_PNG]))]
+        for key, panel in data.panels.items():
+            body.append(f'<section id="model-{_e(key)}" class="model"><h2>Model {_e(key)}: '
+                        f'{_e((panel.config.get("model") or {}).get("name_or_path", key))}</h2>')
+            body += _body(panel, {name_: path for name_, path in pngs.items() if isinstance(name_, tuple) and name_[0] == key}, f"{key}-")
+            body.append("</section>")
+    else:
+        body = [_section("facts", "What the numbers rest on", _facts(data)), *_body(data, pngs)]
+    page = [
         f"<h1>objlab report: {_e(name)}</h1>",
         f'<p class="subtitle">How the fine-tuning objective changes what fine-tuning does to safety. '
         f"Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} by objlab {_e(objlab.__version__)}.</p>",
         f'<div class="toy-banner" role="alert">{TOY_BANNER}</div>' if data.is_toy else "",
         _contents(data),
-        _section("facts", "What the numbers rest on", _facts(data)),
-        _section("cells", "Cells", _cells(data)),
-        _section("objectives", "What each objective did", _objectives(data)),
-        _section("headline", "Headline", _headline(data)),
-        _section("scorers", "Scorers: agreement and disagreements", _scorers(data)) if data.agreement.several else "",
-        *(_plot_section(data, plot, pngs[plot.name]) for plot in plots_for(data)),
-        _section("notes", "Notes: skipped figures and warnings", _notes(data)),
-        _section("time", "Time per phase", _timing(data)),
+        *body,
         "<footer>Every figure: value [95% interval], n = number of items, the method that produced it; "
         "tests against the base model are paired on the same items, p-values Holm-adjusted within each axis.</footer>",
     ]
@@ -126,9 +142,38 @@ def render_html(data: ReportData, pngs: dict[str, Path]) -> str:
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>objlab report: {_e(name)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
-        + "\n".join(part for part in body if part)
+        + "\n".join(part for part in page if part)
         + "\n</body>\n</html>\n"
     )
+
+
+def _body(data: ReportData, pngs: dict[str, Path], prefix: str = "") -> list[str]:
+    """The sections of one model's grid (anchors prefixed for one model of several)."""
+    return [
+        _section(f"{prefix}cells", "Cells", _cells(data)),
+        _section(f"{prefix}objectives", "What each objective did", _objectives(data)),
+        _section(f"{prefix}headline", "Headline", _headline(data)),
+        _section(f"{prefix}scorers", "Scorers: agreement and disagreements", _scorers(data)) if data.agreement.several else "",
+        *(_plot_section(data, plot, pngs[(prefix[:-1], plot.name) if prefix else plot.name], prefix) for plot in plots_for(data)),
+        _section(f"{prefix}notes", "Notes: skipped figures and warnings", _notes(data)),
+        _section(f"{prefix}time", "Time per phase", _timing(data)),
+    ]
+
+
+def _models(data: ReportData, png: Path) -> str:
+    """The cross-model figure and the ordering's consistency between models."""
+    encoded = base64.b64encode(png.read_bytes()).decode("ascii")
+    figure = (f'<figure><img src="data:image/png;base64,{encoded}" alt="Objectives across models">'
+              f"<figcaption>Each objective (column) at each budget: the macro ASR (top) and the primary capability "
+              f"figure (bottom), one line per model, the mean over seeds; every figure's interval is in its model's panel "
+              f"below. PNG: <code>{_e(png.name)}</code>.</figcaption></figure>")
+    table = ordering_consistency(data)
+    rows = [[format_budget(row.budget), row.models, f"{row.kendall_tau:+.3f}" if is_number(row.kendall_tau) else "-",
+             f"{row.p_value:.3g}" if is_number(row.p_value) else "-", str(row.objectives)] for row in table.itertuples()]
+    consistency = (_table(["budget", "models", "Kendall's tau", "p", "objectives ranked"], rows,
+                          "the objectives' macro-ASR ordering, between models (tau 1: the same ordering)")
+                   if rows else "<p>Fewer than three objectives at a budget both models finished: no ordering to compare.</p>")
+    return figure + consistency
 
 
 # -- building blocks -------------------------------------------------------------------------------
@@ -168,6 +213,10 @@ def _frame_rows(frame: pd.DataFrame) -> list[list[str]]:
 
 
 def _contents(data: ReportData) -> str:
+    if data.panels:
+        entries = [("facts", "What the numbers rest on"), ("models", "Objectives across models")]
+        entries += [(f"model-{key}", f"Model {key}") for key in data.panels]
+        return "<nav><ul>" + "".join(f'<li><a href="#{anchor}">{_e(title)}</a></li>' for anchor, title in entries) + "</ul></nav>"
     entries = [("facts", "What the numbers rest on"), ("cells", "Cells"), ("objectives", "What each objective did"), ("headline", "Headline")]
     entries += [("scorers", "Scorers: agreement and disagreements")] if data.agreement.several else []
     entries += [(plot.name, plot.title) for plot in plots_for(data)]
@@ -277,7 +326,7 @@ def _scorers(data: ReportData) -> str:
     return lead + pooled + per_cell + listing
 
 
-def _plot_section(data: ReportData, plot: Plot, png: Path) -> str:
+def _plot_section(data: ReportData, plot: Plot, png: Path, prefix: str = "") -> str:
     encoded = base64.b64encode(png.read_bytes()).decode("ascii")
     reason = plot.missing(data)
     missing = f'<p class="missing">Not drawn: {_e(reason)}.</p>' if reason else ""
@@ -292,7 +341,7 @@ def _plot_section(data: ReportData, plot: Plot, png: Path) -> str:
     findings = ""
     if plot.name == "asr_vs_overrefusal" and data.overrefusal_findings:
         findings = f'<p class="definition"><strong>Over-refusal behind a lower ASR:</strong> {_e(" ".join(data.overrefusal_findings))}</p>'
-    return _section(plot.name, plot.title, missing + figure + findings + definition + table)
+    return _section(f"{prefix}{plot.name}", plot.title, missing + figure + findings + definition + table)
 
 
 def _notes(data: ReportData) -> str:

@@ -24,6 +24,7 @@ from objlab.report.data import (
     format_budget,
     is_number,
 )
+from objlab.report.models import consistency_lines, for_model, model_keys
 from objlab.store import BASE_CELL, ResultsStore
 
 WIDTH = 100
@@ -191,7 +192,20 @@ def differences(data: ReportData, store: ResultsStore, seed: int | None) -> list
 
 
 def compact_summary(data: ReportData, store: ResultsStore) -> str:
-    """The summary text (every line at most ``WIDTH`` columns)."""
+    """The summary text (every line at most ``WIDTH`` columns); for a grid over several models,
+    one summary per model and the consistency of the objectives' ordering between them."""
+    keys = model_keys(data)
+    if keys:
+        parts = []
+        for key in keys:
+            panel = for_model(data, key)
+            name = (panel.config.get("model") or {}).get("name_or_path", key)
+            parts.append(f"== model {key} ({name})\n" + _one_model_summary(panel, store))
+        return "\n\n".join(parts + ["\n".join(consistency_lines(data, WIDTH))]).rstrip()
+    return _one_model_summary(data, store)
+
+
+def _one_model_summary(data: ReportData, store: ResultsStore) -> str:
     seeds = data.seeds()
     seed = seeds[0] if seeds else None
     lines = []

@@ -29,7 +29,7 @@ from objlab.faults import ENV as FAULTS_ENV
 from objlab.faults import parse_faults
 from objlab.progress import Board, Line, board_or_quiet
 from objlab.records.failure import CellFailure
-from objlab.runner.grid import TrainUnit, expand, snapshots_enabled
+from objlab.runner.grid import TrainUnit, all_cell_ids, base_cell_id, expand, snapshots_enabled
 from objlab.runner.guard import guard_config
 from objlab.runner.local import run_local
 from objlab.runner.pipeline import (
@@ -42,7 +42,6 @@ from objlab.runner.pipeline import (
 from objlab.runner.run_lock import RunLock
 from objlab.runner.run_store import RunStore
 from objlab.runner.status import StatusTracker
-from objlab.store import BASE_CELL
 
 
 class GridStopped(StateError):
@@ -59,8 +58,8 @@ class GridSummary:
     seconds: float = 0.0
 
 
-def pending_units(config: ExperimentConfig, finished: set[str]) -> list[TrainUnit]:
-    return [unit for unit in expand(config) if any(cell.cell_id not in finished for cell in unit.cells)]
+def pending_units(config: ExperimentConfig, finished: set[str], model: str | None = None) -> list[TrainUnit]:
+    return [unit for unit in expand(config, model) if any(cell.cell_id not in finished for cell in unit.cells)]
 
 
 def write_config_copy(config: ExperimentConfig, run_dir: Path) -> None:
@@ -78,7 +77,7 @@ class Recorder:
     def __init__(self, store: RunStore, tracker: StatusTracker, summary: GridSummary, line: Line, board: Board, fail_fast: bool) -> None:
         self.store, self.tracker, self.summary, self.line, self.board = store, tracker, summary, line, board
         self.fail_fast = fail_fast
-        self.base: EvalResult | None = None
+        self.bases: dict[str, EvalResult] = {}  # by base cell: each model's base evaluation
 
     def _record_failure(self, failure: CellFailure) -> None:
         with self.store.open() as store:
@@ -93,11 +92,11 @@ class Recorder:
                 f"the base model's evaluation failed, and every cell is compared with it, so the grid stops "
                 f"(the failure is recorded; `objlab run` again retries it):\n{outcome.error_type}: {outcome.message}"
             )
-        with self.tracker.phase(BASE_CELL, "record", [BASE_CELL]), self.store.open() as store:
+        with self.tracker.phase(outcome.cell_id, "record", [outcome.cell_id]), self.store.open() as store:
             record_base(store, outcome)
-            self.base = stored_base(store)
-        self.summary.cells_run.append(BASE_CELL)
-        self.line.advance(1, info="base model")
+            self.bases[outcome.cell_id] = stored_base(store, outcome.cell_id)
+        self.summary.cells_run.append(outcome.cell_id)
+        self.line.advance(1, info=outcome.cell_id)
 
     def on_outcome(self, outcome: CellOutcome | CellFailure) -> None:
         if isinstance(outcome, CellOutcome):
@@ -113,9 +112,9 @@ class Recorder:
         cell = outcome.cell
         try:
             with self.tracker.phase(cell.cell_id, "record", [cell.cell_id], cell.objective), self.store.open() as store:
-                if self.base is None:
-                    self.base = stored_base(store)
-                record_outcome(store, outcome, self.base, self.summary.run_dir)
+                if cell.base_id not in self.bases:
+                    self.bases[cell.base_id] = stored_base(store, cell.base_id)
+                record_outcome(store, outcome, self.bases[cell.base_id], self.summary.run_dir)
         except StoreBusy:
             raise
         except Exception as error:
@@ -161,20 +160,26 @@ def _run(config: ExperimentConfig, run_dir: Path, ray: str | None, board: Board,
         status = guard_config(opened, config, str(run_dir))
         finished = opened.finished_cells()
     write_config_copy(config, run_dir)
-    units = pending_units(config, finished)
-    total = 1 + sum(len(unit.cells) for unit in expand(config))
+    cells = all_cell_ids(config)
+    total = len(cells)
     summary = GridSummary(run_dir, status, total)
     mode = "snapshots: one run per (objective, seed)" if snapshots_enabled(config) else "one run per cell"
-    board.log(f"{run_dir}: {status}; {total - len(finished)} of {total} cells to run ({mode})")
+    models = config.per_model()
+    several = f" over {len(models)} models, one after another" if len(models) > 1 else ""
+    board.log(f"{run_dir}: {status}; {sum(cell not in finished for cell in cells)} of {total} cells to run ({mode}){several}")
     grid_line = board.line("grid", total)
-    grid_line.set(len(finished))
+    grid_line.set(sum(cell in finished for cell in cells))
     recorder = Recorder(store, tracker, summary, grid_line, board, fail_fast)
-    base_pending = BASE_CELL not in finished
-    if ray:
-        from objlab.runner.ray_backend import run_on_ray
+    for model, single in models:  # each model: its base model loaded once, its base cell, its cells
+        units = pending_units(single, finished, model)
+        base_pending = base_cell_id(model) not in finished
+        if not units and not base_pending:
+            continue
+        if ray:
+            from objlab.runner.ray_backend import run_on_ray
 
-        run_on_ray(config, run_dir, units, finished, base_pending, store, ray, board, recorder.on_base, recorder.on_outcome, tracker)
-    else:
-        run_local(config, run_dir, units, finished, base_pending, store, board, recorder.on_base, recorder.on_outcome, tracker)
+            run_on_ray(single, run_dir, units, finished, base_pending, store, ray, board, recorder.on_base, recorder.on_outcome, tracker, model)
+        else:
+            run_local(single, run_dir, units, finished, base_pending, store, board, recorder.on_base, recorder.on_outcome, tracker, model)
     grid_line.close()
     return summary

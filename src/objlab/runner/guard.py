@@ -1,7 +1,7 @@
 """Refusing to mix two experiments in one run directory.
 
 A run directory belongs to one config. Extending its grid is allowed: adding (or dropping)
-objectives, budgets or seeds only changes which cells exist, and finished cells stay valid,
+objectives, budgets, seeds or models (of a ``models:`` grid) only changes which cells exist, and finished cells stay valid,
 so only the new cells run. Anything else -- the model, data, LoRA, optimizer, evaluation, or
 an existing objective's hyperparameters -- would make old and new cells incomparable, so it
 is refused with the list of what changed.
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 
-from objlab.config import ExperimentConfig, parse_config
+from objlab.config import ExperimentConfig, ModelEntry, parse_config
 from objlab.config.experiment import without_unset_later_fields
 from objlab.errors import StateError
 from objlab.store import ResultsStore
 
-GRID_AXES = ("objectives", "budgets", "seeds")
+GRID_AXES = ("objectives", "budgets", "seeds", "models")
 
 
 def _flatten(value, prefix: str = "") -> dict[str, object]:
@@ -28,6 +28,10 @@ def _flatten(value, prefix: str = "") -> dict[str, object]:
     return {prefix: value}
 
 
+def _models_by_key(config: dict) -> dict[str, dict]:
+    return {ModelEntry.model_validate(entry).cell_key: entry for entry in config.get("models") or []}
+
+
 def config_changes(old: dict, new: dict) -> list[str]:
     """Dotted paths whose values differ, with old -> new, outside the grid axes."""
     old, new = without_unset_later_fields(json.loads(json.dumps(old))), without_unset_later_fields(json.loads(json.dumps(new)))
@@ -37,6 +41,10 @@ def config_changes(old: dict, new: dict) -> list[str]:
     for name in shared:
         old_flat.update(_flatten(old["objectives"][name], f"objectives.{name}"))
         new_flat.update(_flatten(new["objectives"][name], f"objectives.{name}"))
+    old_models, new_models = _models_by_key(old), _models_by_key(new)
+    for key in set(old_models) & set(new_models):  # a model in both: it may not change (its cells would not compare)
+        old_flat.update(_flatten(old_models[key], f"models.{key}"))
+        new_flat.update(_flatten(new_models[key], f"models.{key}"))
     # A key absent on one side and None on the other is no change: a section added to the schema
     # later (e.g. eval.lm_eval) reads as None in a config stored before it existed.
     return [

@@ -1,7 +1,7 @@
 """The local executor: the grid's units one after another in this process.
 
 One evaluation session (the base model loaded once) serves the base evaluation and every
-adapter; each cell is recorded (or its failure is) the moment it ends, so a killed grid loses
+adapter of one model (``model``: its key in a grid over several, run one model after another); each cell is recorded (or its failure is) the moment it ends, so a killed grid loses
 at most the cell that was running (and its unit resumes from its last checkpoint).
 """
 
@@ -36,9 +36,10 @@ def run_local(
     on_base: Callable[[BaseOutcome | CellFailure], None],
     on_outcome: Emit,
     tracker: PhaseTracker,
+    model: str | None = None,
 ) -> None:
     session = EvalSession(config)
     if base_pending:
-        on_base(evaluate_base(config, session, cache, board, tracker))
+        on_base(evaluate_base(config, session, cache, board, tracker, model))
     for unit in units:
         train_and_evaluate(config, unit, run_dir, finished, session, cache, board, on_outcome, tracker)

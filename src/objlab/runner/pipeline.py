@@ -36,7 +36,7 @@ from objlab.progress import Board
 from objlab.records.adapter import AdapterManifest
 from objlab.records.failure import CellFailure
 from objlab.records.train_log import StepLog
-from objlab.runner.grid import Cell, TrainUnit
+from objlab.runner.grid import Cell, TrainUnit, base_cell_id
 from objlab.runner.status import NO_TRACKING, PhaseTracker
 from objlab.store import BASE_CELL, ResultsStore
 from objlab.train.loop import train
@@ -60,10 +60,12 @@ class CellOutcome:
 
 @dataclass
 class BaseOutcome:
-    """The base model's evaluation."""
+    """The base model's evaluation (``cell_id``: ``base``, or ``<key>/base`` for one model of several)."""
 
     result: EvalResult
     eval_seconds: float
+    cell_id: str = BASE_CELL
+    model: str | None = None
 
 
 Emit = Callable[[CellOutcome | CellFailure], None]
@@ -90,12 +92,14 @@ def unavailable_judge(result: EvalResult) -> JudgeUnavailable | None:
 
 
 def evaluate_base(
-    config: ExperimentConfig, session: EvalSession, cache: VerdictCache, board: Board, tracker: PhaseTracker = NO_TRACKING
+    config: ExperimentConfig, session: EvalSession, cache: VerdictCache, board: Board, tracker: PhaseTracker = NO_TRACKING,
+    model: str | None = None,
 ) -> BaseOutcome | CellFailure:
-    with tracker.phase(BASE_CELL, "evaluate base", [BASE_CELL]) as phase:
+    base_id = base_cell_id(model)
+    with tracker.phase(base_id, "evaluate base", [base_id]) as phase:
         started = time.perf_counter()
         try:
-            with board.scope("base"):
+            with board.scope(base_id):
                 result = evaluate(config, session, None, board=board, verdict_cache=cache)
             error = unavailable_judge(result)
         except Exception as caught:
@@ -103,8 +107,8 @@ def evaluate_base(
             error = caught
         if error is not None:
             phase.ok = False
-            return CellFailure.from_exception(BASE_CELL, BASE_CELL, "evaluate base", error)
-    return BaseOutcome(result, time.perf_counter() - started)
+            return CellFailure.from_exception(base_id, base_id, "evaluate base", error)
+    return BaseOutcome(result, time.perf_counter() - started, base_id, model)
 
 
 def trained_tokens(manifest: AdapterManifest, log_rows: list[StepLog]) -> int:
@@ -183,14 +187,15 @@ def train_and_evaluate(
             emit(ended)
 
 
-def stored_base(store: ResultsStore) -> EvalResult:
-    """The base model's stored evaluation, for paired comparisons with every cell."""
-    return EvalResult(metrics=store.cell_metrics(BASE_CELL), items=store.cell_items(BASE_CELL))
+def stored_base(store: ResultsStore, base_id: str = BASE_CELL) -> EvalResult:
+    """The base model's stored evaluation, for paired comparisons with every cell of its model."""
+    return EvalResult(metrics=store.cell_metrics(base_id), items=store.cell_items(base_id))
 
 
 def record_base(store: ResultsStore, outcome: BaseOutcome) -> None:
     result = outcome.result
-    store.record_cell(BASE_CELL, kind="base", metrics=result.metrics, items=result.items, eval_info=result.info, eval_seconds=outcome.eval_seconds)
+    store.record_cell(outcome.cell_id, kind="base", metrics=result.metrics, items=result.items, eval_info=result.info,
+                      eval_seconds=outcome.eval_seconds, model=outcome.model)
 
 
 def record_outcome(store: ResultsStore, outcome: CellOutcome, base: EvalResult, run_dir: Path) -> None:
@@ -208,6 +213,7 @@ def record_outcome(store: ResultsStore, outcome: CellOutcome, base: EvalResult, 
         objective=cell.objective,
         seed=cell.seed,
         budget=cell.budget,
+        model=cell.model,
         adapter_dir=str(cell.adapter_dir(run_dir).relative_to(run_dir)),
         train_seconds=outcome.train_manifest.wall_time_s,
         eval_seconds=outcome.eval_seconds,

@@ -32,13 +32,11 @@ from objlab.lm.loading import matmul_parameters as count_matmul_parameters
 from objlab.objectives import registry
 from objlab.objectives.base import Sample, StepContext
 from objlab.runner.architectures import known_architecture
-from objlab.runner.grid import TrainUnit, expand, snapshots_enabled
+from objlab.runner.grid import TrainUnit, base_cell_id, expand, snapshots_enabled
 from objlab.runner.plan_estimates import estimate_unit, preset_requests
 from objlab.runner.plan_inputs import PlanInputs
 from objlab.runner.pricing import GPUS, PricedRates, gpu_hours, rates_for_gpu
-from objlab.store import BASE_CELL
 from objlab.train.steps import forwarded_tokens, prepare_step
-
 
 ANSWERS_PER_SCORED_ITEM = 2  # rates.json's score_items_per_s: persona statements, each scored with two answers
 
@@ -139,7 +137,11 @@ def plan_evaluation(config: ExperimentConfig, checkpoints: int, inputs: PlanInpu
     cannot be read is counted from its limit or published size, or left out, and noted."""
     from objlab.evaluate.axes.attack_catalog import configured_attacks
     from objlab.evaluate.axes.capability import load_task_items
-    from objlab.evaluate.axes.sources import load_forbidden_prompts, load_overrefusal_prompts, load_persona
+    from objlab.evaluate.axes.sources import (
+        load_forbidden_prompts,
+        load_overrefusal_prompts,
+        load_persona,
+    )
     from objlab.evaluate.instruments import check_instruments
     from objlab.scoring.specs import needs_judge, overrefusal_needs_judge
 
@@ -278,21 +280,22 @@ def priced_rates(gpu: str | None) -> PricedRates | None:
 
 
 def build_plan(config: ExperimentConfig, finished: set[str] = frozenset(), *, gpu: str | None = None,
-               inputs: PlanInputs | None = None, evaluation: EvalPlan | None = None) -> GridPlan:
-    """One model's plan. ``inputs``: how unreadable inputs are handled (strict by default);
-    ``evaluation``: an evaluation plan already counted (the same for every model of a grid)."""
+               inputs: PlanInputs | None = None, evaluation: EvalPlan | None = None, key: str | None = None) -> GridPlan:
+    """One model's plan (``config``: that model's; ``key``: its key in a grid over several).
+    ``inputs``: how unreadable inputs are handled (strict by default); ``evaluation``: an
+    evaluation plan already counted (the same for every model of a grid)."""
     inputs = inputs or PlanInputs()
     finished = set(finished)
     encoder, examples = _stream(config, inputs)
     if encoder is not None and examples is not None:
-        units = [plan_unit(config, unit, examples, encoder, finished) for unit in expand(config)]
+        units = [plan_unit(config, unit, examples, encoder, finished) for unit in expand(config, key)]
     else:
-        units = [estimated_unit(config, unit, finished) for unit in expand(config)]
-        for unit in expand(config):
+        units = [estimated_unit(config, unit, finished) for unit in expand(config, key)]
+        for unit in expand(config, key):
             if (note := estimate_unit(config, unit).note) is not None:
                 inputs.note(note)
     pending_cells = sum(len(unit.pending) for unit in units)
-    base_pending = BASE_CELL not in finished
+    base_pending = base_cell_id(key) not in finished
     checkpoints = pending_cells + int(base_pending)
     if evaluation is None:
         evaluation = plan_evaluation(config, checkpoints, inputs)
@@ -310,11 +313,6 @@ def build_plan(config: ExperimentConfig, finished: set[str] = frozenset(), *, gp
     return plan
 
 
-def model_sections(config: ExperimentConfig) -> list:
-    """The config's model sections: ``models:`` when the config has that list, else ``model``."""
-    return list(getattr(config, "models", None) or [config.model])
-
-
 @dataclass
 class StudyPlan:
     """Every model's plan, and the notes they share (the hub, the evaluation's sources)."""
@@ -330,17 +328,15 @@ class StudyPlan:
 
 def build_study(config: ExperimentConfig, finished: set[str] = frozenset(), *, gpu: str | None = None,
                 inputs: PlanInputs | None = None) -> StudyPlan:
-    """One plan per model of the config (``finished`` applies to a one-model config). The
-    evaluation is counted once: its sources are the same for every model."""
+    """One plan per model of the config (its own training batch, its own cells and base cell).
+    The evaluation is counted once: its sources are the same for every model."""
     inputs = inputs or PlanInputs()
-    models = model_sections(config)
     plans = []
     with inputs.hub():
-        evaluation = plan_evaluation(config, 0, inputs)
-        for model in models:
-            single = config if len(models) == 1 else config.model_copy(update={"model": model})
+        evaluation = plan_evaluation(config.per_model()[0][1], 0, inputs)
+        for key, single in config.per_model():
             mine = PlanInputs(strict=inputs.strict, offline=inputs.offline)
-            plans.append(build_plan(single, finished if len(models) == 1 else frozenset(), gpu=gpu, inputs=mine, evaluation=evaluation))
+            plans.append(build_plan(single, finished, gpu=gpu, inputs=mine, evaluation=evaluation, key=key))
     return StudyPlan(plans, inputs.notes)
 
 

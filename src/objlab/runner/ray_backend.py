@@ -19,11 +19,10 @@ from objlab.config import ExperimentConfig, parse_config
 from objlab.errors import ConfigError
 from objlab.progress import Board
 from objlab.records.failure import CellFailure
-from objlab.runner.grid import TrainUnit
+from objlab.runner.grid import TrainUnit, base_cell_id
 from objlab.runner.pipeline import BaseOutcome, Emit
 from objlab.runner.run_store import RunStore
 from objlab.runner.status import StatusTracker
-from objlab.store import BASE_CELL
 
 _SESSIONS: dict[str, object] = {}  # per worker process: the base model loaded once
 
@@ -74,12 +73,12 @@ def _session(config: ExperimentConfig):
     return _SESSIONS[key]
 
 
-def base_task(config_data: dict, broker):
+def base_task(config_data: dict, broker, model: str | None = None):
     from objlab.progress import Board
     from objlab.runner.pipeline import evaluate_base
 
     config = parse_config(config_data)
-    return evaluate_base(config, _session(config), BrokerCache(broker), Board(enabled=False))
+    return evaluate_base(config, _session(config), BrokerCache(broker), Board(enabled=False), model=model)
 
 
 def unit_task(config_data: dict, unit: TrainUnit, run_dir: str, skip: set[str], broker):
@@ -109,8 +108,9 @@ def run_on_ray(
     on_base: Callable[[BaseOutcome | CellFailure], None],
     on_outcome: Emit,
     tracker: StatusTracker,
+    model: str | None = None,
 ) -> None:
-    """Run the units as Ray tasks; outcomes come back to this (driver) process, which passes
+    """Run the units as Ray tasks (of one model: ``model`` its key among several); outcomes come back to this (driver) process, which passes
     them to ``on_base``/``on_outcome`` (they write the store) with the verdicts judged meanwhile.
     The status shows each submitted unit as one ``train+evaluate`` phase (the driver does not
     see a worker's phases)."""
@@ -129,11 +129,12 @@ def run_on_ray(
         store.put_many(ray.get(broker.take_new.remote()))
 
     if base_pending:
-        key = tracker.begin(BASE_CELL, "evaluate base", [BASE_CELL])
+        base_id = base_cell_id(model)
+        key = tracker.begin(base_id, "evaluate base", [base_id])
         try:
-            outcome = ray.get(ray.remote(base_task).options(**options).remote(config_data, broker))
+            outcome = ray.get(ray.remote(base_task).options(**options).remote(config_data, broker, model))
         except Exception as error:  # the task itself was lost (a worker that died, past the retries)
-            outcome = CellFailure.from_exception(BASE_CELL, BASE_CELL, "ray task", error)
+            outcome = CellFailure.from_exception(base_id, base_id, "ray task", error)
         tracker.end(key, ok=not isinstance(outcome, CellFailure))
         take_verdicts()
         on_base(outcome)

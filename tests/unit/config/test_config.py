@@ -18,7 +18,7 @@ def test_defaults_are_the_studys():
 
 
 def test_missing_field_is_named():
-    with pytest.raises(ConfigError, match=r"model: required field is missing"):
+    with pytest.raises(ConfigError, match=r"model: required \(or models:, a list of models\)"):
         parse_config({"data": {"source": "x.jsonl"}}, source="study.yaml")
 
 
@@ -117,7 +117,7 @@ def test_a_config_stored_before_the_later_fields_keeps_its_fingerprint_and_resum
         del stored["eval"]["jailbreak"][key]
     for key in ("lm_eval", "overrefusal"):
         del stored["eval"][key]
-    del stored["data"]["where"], stored["data"]["holdout"]
+    del stored["data"]["where"], stored["data"]["holdout"], stored["models"]
     for task in stored["eval"]["capability"]:
         del task["where"], task["holdout"], task["fields"]
     assert config.fingerprint() == hashlib.sha256(canonical_json(stored).encode()).hexdigest()[:16]

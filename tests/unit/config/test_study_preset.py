@@ -61,3 +61,11 @@ def test_every_commented_domain_is_a_valid_data_section_and_capability_task():
         assert capability.holdout.keep == "test" and capability.holdout.fraction == data.holdout.fraction
         assert capability.source == data.source and capability.holdout.key == data.holdout.key
     assert blocks["supergpqa-engineering"]["data"]["where"] == {"discipline": "Engineering"}
+
+
+def test_the_preset_as_written_is_a_grid_over_its_five_models(tmp_path):
+    config = parse_config(yaml.safe_load(preset_text()), source="paper.yaml", base_dir=tmp_path)
+    keys = [key for key, _ in config.per_model()]
+    assert keys == ["Llama-3.1-8B-Instruct", "gemma-2-2b-it", "gemma-2-9b-it", "Qwen2.5-7B-Instruct", "Qwen3-4B"]
+    assert [single.model.name_or_path for _, single in config.per_model()] == PAPER_MODELS
+    assert all(single.models is None and single.budgets == config.budgets for _, single in config.per_model())

@@ -6,16 +6,15 @@ published sizes, and the preset's plan printed per model with what was not count
 import pytest
 import torch
 import yaml
-from paper_preset import PAPER_MODELS, models_block, preset_text, with_one_model
+from paper_preset import PAPER_MODELS, preset_text, with_one_model
 from rich.console import Console
 from typer.testing import CliRunner
 
 from objlab.cli import app
-from objlab.config import ModelSettings, parse_config
+from objlab.config import parse_config
 from objlab.config.evaluation import LmEvalSettings
 from objlab.errors import ConfigError
 from objlab.lm.loading import matmul_parameters as count_matmul_parameters
-from objlab.runner import plan as plan_module
 from objlab.runner.architectures import KNOWN, known_architecture
 from objlab.runner.grid import expand
 from objlab.runner.plan import build_study, measured_rates, render_study
@@ -102,13 +101,14 @@ def test_the_papers_plan_runs_offline_with_no_data_and_no_weights(paper_config, 
     assert result.exit_code == 2 and "--gpu prices a plan: use it with --plan" in result.output
 
 
-def test_a_study_of_several_models_is_planned_per_model(paper_config, monkeypatch):
-    """With the preset's five models (the list the config's models: section will hold), one plan
-    per model, the evaluation counted once, and the study's GPU-hours their sum."""
+def test_a_study_of_several_models_is_planned_per_model(tmp_path, monkeypatch):
+    """The preset as written, its five models in models:: one plan per model, the evaluation
+    counted once, and the study's GPU-hours their sum."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    models = [ModelSettings(**entry) for entry in models_block(preset_text())]
-    monkeypatch.setattr(plan_module, "model_sections", lambda config: models)
-    config = parse_config(yaml.safe_load(paper_config.read_text()), base_dir=paper_config.parent)
+    path = tmp_path / "paper.yaml"
+    path.write_text(preset_text())
+    config = parse_config(yaml.safe_load(path.read_text()), base_dir=tmp_path)
+    assert [entry.name_or_path for entry in config.models] == PAPER_MODELS
     study = build_study(config, gpu="H200", inputs=PlanInputs(strict=False, offline=True))
     assert [plan.model for plan in study.plans] == PAPER_MODELS
     assert all(plan.cells == 108 and plan.evaluation.checkpoints == 109 for plan in study.plans)
