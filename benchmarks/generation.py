@@ -121,9 +121,9 @@ def objlab_worker(spec: dict) -> dict:
     sizes: list[int] = []
     original = generation.HFGenerator._generate_batch
 
-    def recorded(self, batch):  # records the batch sizes objlab chose (no effect on decoding)
+    def recorded(self, batch, rows_done=None):  # records the batch sizes objlab chose (no effect on decoding)
         sizes.append(len(batch))
-        return original(self, batch)
+        return original(self, batch, rows_done)
 
     generation.HFGenerator._generate_batch = recorded
     try:

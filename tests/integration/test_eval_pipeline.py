@@ -64,7 +64,7 @@ def test_evaluate_writes_all_axes(make_config, tmp_path):
     assert "not included: none (no-attack condition" in overall.note and "skipped attacks not included: translation" in overall.note
     definition = result.info.jailbreak
     assert (definition.macro_over, definition.no_attack, definition.skipped) == (["dan"], ["none"], ["translation"])
-    assert definition.scorer == CLASSIFIER_NAME and "refusal classifier" in definition.success
+    assert definition.scorer == CLASSIFIER_NAME and "offline classifier" in definition.success
     assert [(a.name, a.origin) for a in definition.attacks] == [("none", "objlab"), ("dan", "objlab"), ("translation", "objlab")]
     assert set(result.info.subsets) == {"capability:gsm8k", "jailbreak", "persona:machiavellianism", "persona:narcissism", "persona:psychopathy"}
     assert len(result.info.subsets["capability:gsm8k"].item_ids) == 4 and result.info.subsets["jailbreak"].item_ids == []

@@ -245,13 +245,17 @@ def test_a_file_that_is_not_a_store_is_a_named_error(tmp_path):
 
 
 def test_a_schema_1_store_is_read_and_upgraded(tmp_path):
-    with ResultsStore(tmp_path / "results.duckdb") as store:
+    from objlab.store import SCHEMA_VERSION
+
+    with ResultsStore(tmp_path / "results.duckdb") as store:  # schema 1: no failures table, no cells.model
         store.db.execute("DROP TABLE failures")
+        store.db.execute("ALTER TABLE cells DROP COLUMN model")
         store.set_meta("schema_version", "1")
     with ResultsStore.in_run_dir(tmp_path, read_only=True) as store:
         assert store.failures() == [] and store.meta("schema_version") == "1"
     with ResultsStore.in_run_dir(tmp_path) as store:
-        assert store.meta("schema_version") == "2" and store.failures() == []
+        assert store.meta("schema_version") == SCHEMA_VERSION == "3" and store.failures() == []
+        assert store._has_column("cells", "model")
 
 
 # -- bad input to the new machinery -------------------------------------------------------------------
