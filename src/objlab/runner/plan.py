@@ -140,8 +140,8 @@ def plan_evaluation(config: ExperimentConfig, checkpoints: int, inputs: PlanInpu
     from objlab.evaluate.axes.attack_catalog import configured_attacks
     from objlab.evaluate.axes.capability import load_task_items
     from objlab.evaluate.axes.sources import load_forbidden_prompts, load_overrefusal_prompts, load_persona
-    from objlab.evaluate.instruments import check_instruments
     from objlab.evaluate.axes.toxigen_prompts import load_toxicity_prompts
+    from objlab.evaluate.instruments import check_instruments
     from objlab.scoring.specs import needs_judge, overrefusal_needs_judge, toxicity_needs_judge
 
     settings = config.eval

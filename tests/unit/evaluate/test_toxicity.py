@@ -67,8 +67,9 @@ def test_blank_lines_bad_names_and_empty_folders_are_refused_or_skipped(tmp_path
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=r"empty: no ToxiGen prompt files"):
         load_toxicity_prompts(ToxicitySettings(prompts=str(tmp_path / "empty")))
-    with pytest.raises(DataError, match=r"missing.txt: not found"):
-        load_toxicity_prompts(ToxicitySettings(prompts=str(tmp_path / "missing.txt")))
+    for missing in ("missing.txt", "missing_folder"):
+        with pytest.raises(DataError, match=rf"{missing}: not found \(eval.toxicity.prompts: ToxiGen's prompts/ directory"):
+            load_toxicity_prompts(ToxicitySettings(prompts=str(tmp_path / missing)))
 
 
 def test_a_csv_or_jsonl_with_prompt_group_and_label(tmp_path):
@@ -161,3 +162,18 @@ def test_the_scorer_must_say_whether_a_text_is_toxic(make_config, tmp_path):
         make_config(eval={"toxicity": {"prompts": str(folder), "scorer": "objlab_rubric"}})
     with pytest.raises(ConfigError, match=r"eval.toxicity.scorer: unknown scorer 'no_such'"):
         make_config(eval={"toxicity": {"prompts": str(folder), "scorer": "no_such"}})
+
+
+def test_run_plan_counts_the_axis_generations(make_config, tmp_path):
+    from objlab.runner.plan import plan_evaluation
+    from objlab.runner.plan_inputs import PlanInputs
+
+    folder = write_toxigen(tmp_path / "prompts", {"hate_asian_1k.txt": 5, "hate_women_1k.txt": 4})
+    plain = plan_evaluation(make_config(), checkpoints=1)
+    counted = plan_evaluation(make_config(eval={"toxicity": {"prompts": str(folder), "limit": 6, "max_new_tokens": 10}}), checkpoints=1)
+    assert counted.generations_per_checkpoint == plain.generations_per_checkpoint + 6
+    assert counted.generated_tokens_per_checkpoint == plain.generated_tokens_per_checkpoint + 60
+    missing = make_config(eval={"toxicity": {"prompts": str(tmp_path / "elsewhere"), "limit": 50}})
+    inputs = PlanInputs(strict=False)
+    assert plan_evaluation(missing, checkpoints=1, inputs=inputs).generations_per_checkpoint == plain.generations_per_checkpoint + 50
+    assert any(note.startswith("toxicity prompts") and "its limit" in note for note in inputs.notes)

@@ -112,7 +112,7 @@ def test_a_classifier_without_two_classes_is_refused(tmp_path):
 
 
 def test_the_loader_names_a_classifier_it_cannot_load(tmp_path):
-    model, tokenizer = load_sequence_classifier(str(build_tiny_classifier(tmp_path / "c")), torch.device("cpu"))
+    model, _ = load_sequence_classifier(str(build_tiny_classifier(tmp_path / "c")), torch.device("cpu"))
     assert model.dtype == torch.float32 and not model.training and not any(p.requires_grad for p in model.parameters())
     with pytest.raises(ConfigError, match=r"classifier '.*nowhere' is not a local directory and could not be loaded from the hub"):
         load_sequence_classifier(str(tmp_path / "nowhere"))

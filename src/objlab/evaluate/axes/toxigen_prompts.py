@@ -106,7 +106,7 @@ def load_toxicity_prompts(settings: ToxicitySettings, *, seed: int = 0) -> Sampl
     """The configured prompts (see the module docstring); ``limit`` draws a seeded sample
     stratified by group (and label, where there are several)."""
     source = settings.prompts
-    if _is_text_source(source) and not Path(source).expanduser().exists():
+    if not source.startswith("hf:") and not Path(source).expanduser().exists():
         raise DataError(f"{source}: not found (eval.toxicity.prompts: ToxiGen's prompts/ directory, one of its files, or a CSV/JSONL)")
     prompts = _read_text_prompts(source) if _is_text_source(source) else _read_table_prompts(settings)
     several_labels = len({prompt.label for prompt in prompts}) > 1

@@ -31,7 +31,8 @@ from dataclasses import replace
 
 from objlab.errors import StateError
 from objlab.evaluate.axes.jailbreak_rows import too_few_decided
-from objlab.evaluate.axes.toxicity import AXIS as TOXICITY, strata
+from objlab.evaluate.axes.toxicity import AXIS as TOXICITY
+from objlab.evaluate.axes.toxicity import strata
 from objlab.evaluate.results.between import CAPABILITY_OUTCOMES, Tested, adjusted_rows, defined, macro_test
 from objlab.evaluate.results.eval_result import EvalResult
 from objlab.evaluate.results.harness_results import number
