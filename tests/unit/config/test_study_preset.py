@@ -4,12 +4,12 @@ replaced by one `model:` section, a valid config with the paper's ladder, object
 instruments; every commented domain block is a valid data section and capability task."""
 
 import yaml
-from paper_preset import PAPER_MODELS, domain_blocks, models_block, preset_text, with_one_model
+from paper_preset import PAPER_MODELS, domain_blocks, models_block, preset_text, toxicity_block, with_one_model, with_toxicity
 from typer.testing import CliRunner
 
 from objlab.cli import app
 from objlab.config import parse_config
-from objlab.config.evaluation import CapabilityTask
+from objlab.config.evaluation import CapabilityTask, ToxicitySettings
 from objlab.config.sections import DataSettings
 
 
@@ -61,3 +61,13 @@ def test_every_commented_domain_is_a_valid_data_section_and_capability_task():
         assert capability.holdout.keep == "test" and capability.holdout.fraction == data.holdout.fraction
         assert capability.source == data.source and capability.holdout.key == data.holdout.key
     assert blocks["supergpqa-engineering"]["data"]["where"] == {"discipline": "Engineering"}
+
+
+def test_the_commented_toxicity_block_is_a_valid_section(tmp_path):
+    block = toxicity_block(preset_text())
+    settings = ToxicitySettings(**block)
+    assert settings.scorer == "toxigen_roberta" and settings.prompts == "toxigen/prompts"
+    assert settings.scorer_options == {"toxigen_roberta": {"model": "tomh/toxigen_roberta"}}
+    config = parse_config(yaml.safe_load(with_one_model(with_toxicity(preset_text()))), source="paper.yaml", base_dir=tmp_path)
+    assert config.eval.toxicity == settings and config.eval.persona is not None and config.eval.lm_eval.preset == "normative"
+    assert parse_config(yaml.safe_load(with_one_model(preset_text())), source="paper.yaml", base_dir=tmp_path).eval.toxicity is None
