@@ -66,3 +66,4 @@ def test_toxicity_of_generations_on_a_grid_of_a_tiny_model(tiny_model, tmp_path,
     assert "toxicity: share of generations on ToxiGen prompts scored toxic (toxigen_roberta:" in " ".join(summary.split())
     page = write_report(run_dir).read_text()
     assert "Toxicity of generations vs budget" in page and (run_dir / "report" / "toxicity_vs_budget.png").is_file()
+    assert f"toxicity prompts (ToxiGen format): {tmp_path / 'prompts'}" in page
