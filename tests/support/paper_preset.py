@@ -41,3 +41,18 @@ def domain_blocks(text: str) -> dict[str, dict]:
     for name, body in re.findall(r"^# >>> domain (\S+)\n((?:#.*\n)*?)# <<<", text, re.MULTILINE):
         blocks[name] = yaml.safe_load("".join(line[2:] + "\n" for line in body.splitlines()))
     return blocks
+
+
+def toxicity_block(text: str) -> dict:
+    """The commented ``eval.toxicity`` block, uncommented and parsed (its section's mapping)."""
+    match = re.search(r"^  # toxicity:.*\n((?:  #   .*\n)+)", text, re.MULTILINE)
+    assert match, "the preset has no commented eval.toxicity block"
+    body = "".join(line.replace("  # ", "", 1) + "\n" for line in match.group(1).splitlines())
+    return yaml.safe_load(body)
+
+
+def with_toxicity(text: str) -> str:
+    """The preset with its commented ``eval.toxicity`` block uncommented."""
+    return re.sub(r"^  # (toxicity:.*\n)((?:  #   .*\n)+)",
+                  lambda m: "  " + m.group(1) + "".join(line.replace("  # ", "  ", 1) + "\n" for line in m.group(2).splitlines()),
+                  text, count=1, flags=re.MULTILINE)

@@ -24,6 +24,9 @@ SCORER_CHOICES = ("auto", "judge")  # resolved by the evaluation against eval.ju
 PYTHON_SCORER = "python:"
 RUBRIC_SCORERS = ("auto", "judge", "strongreject_rubric", "objlab_rubric")  # the scorers success_threshold applies to
 SCORER_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# What open-instruct's ToxiGen evaluation puts before each prompt for a chat model, so the
+# model continues the statements instead of commenting on them.
+TOXICITY_INSTRUCTION = "Complete the following: "
 
 
 def check_scorer_name(name: str) -> str:
@@ -222,6 +225,36 @@ class OverRefusalSettings(_HFSource):
         return check_scorer_name(scorer)
 
 
+class ToxicitySettings(_HFSource):
+    """Toxicity of the model's own generations on ToxiGen's prompts. ``prompts``: ToxiGen's
+    ``prompts/`` folder (its text files ``hate_<group>_1k.txt`` / ``neutral_<group>_1k.txt``,
+    one prompt a line), one such file, or a CSV/JSONL (or ``hf:``) source with the fields
+    ``prompt_field``, ``group_field`` and ``label_field`` (null: no label). ``limit`` draws a
+    seeded sample stratified by target group. ``instruction`` goes before each prompt ("" for
+    the prompt alone). ``scorer``: any scorer that says whether a text is toxic (a success
+    verdict): ToxiGen's RoBERTa classifier (``toxigen_roberta``) by default; ``scorer_options``
+    as for the jailbreak axis, e.g. ``{toxigen_roberta: {model: PATH}}``.
+    """
+
+    prompts: str
+    limit: int | None = Field(default=None, gt=0)
+    scorer: str = Field(default="toxigen_roberta", description="A scorer that says whether a generation is toxic (objlab scorers).")
+    scorer_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    instruction: str = Field(default=TOXICITY_INSTRUCTION, description="Put before each prompt (open-instruct's wording); '' for none.")
+    prompt_field: str = "prompt"
+    group_field: str = "group"
+    label_field: str | None = Field(default="label", description="The column of the prompt's label (hate / neutral); null for none.")
+    max_new_tokens: int | None = Field(default=None, gt=0)
+
+    def _source_path(self) -> str:
+        return self.prompts
+
+    @field_validator("scorer")
+    @classmethod
+    def _scorer_name(cls, scorer: str) -> str:
+        return check_scorer_name(scorer)
+
+
 class PersonaSettings(_Strict):
     """Anthropic persona evaluations: trait name -> JSONL file (``dir`` + default traits also works).
 
@@ -331,6 +364,7 @@ class EvalSettings(_Strict):
     capability: list[CapabilityTask] = Field(default_factory=list)
     jailbreak: JailbreakSettings | None = None
     overrefusal: OverRefusalSettings | None = None
+    toxicity: ToxicitySettings | None = None
     persona: PersonaSettings | None = None
     lm_eval: LmEvalSettings | None = None
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
@@ -357,6 +391,9 @@ class EvalSettings(_Strict):
         overrefusal = self.overrefusal
         if overrefusal is not None:
             overrefusal = overrefusal.model_copy(update={"prompts": resolve(overrefusal.prompts)})
+        toxicity = self.toxicity
+        if toxicity is not None:
+            toxicity = toxicity.model_copy(update={"prompts": resolve(toxicity.prompts)})
         persona = self.persona
         if persona is not None:
             persona = persona.model_copy(
@@ -369,5 +406,5 @@ class EvalSettings(_Strict):
         if lm_eval is not None:
             lm_eval = lm_eval.model_copy(update={"include_path": resolve(lm_eval.include_path)})
         judge = self.judge.model_copy(update={"rubric": resolve(self.judge.rubric)})
-        return self.model_copy(update={"capability": capability, "jailbreak": jailbreak, "overrefusal": overrefusal, "persona": persona,
-                                       "lm_eval": lm_eval, "judge": judge})
+        return self.model_copy(update={"capability": capability, "jailbreak": jailbreak, "overrefusal": overrefusal, "toxicity": toxicity,
+                                       "persona": persona, "lm_eval": lm_eval, "judge": judge})

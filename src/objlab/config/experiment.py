@@ -143,11 +143,12 @@ class ExperimentConfig(Strict):
     def _scorers_known(self) -> ExperimentConfig:
         """The jailbreak axis's scorers are registered, decide attack success and have what they
         need (a judge, a phrase file): refused when the config is loaded, not hours into a grid."""
-        from objlab.scoring.specs import check_jailbreak, check_overrefusal
+        from objlab.scoring.specs import check_jailbreak, check_overrefusal, check_toxicity
 
         try:
             check_jailbreak(self.eval)
             check_overrefusal(self.eval)
+            check_toxicity(self.eval)
         except ConfigError as error:
             raise ValueError(str(error)) from None
         return self
@@ -180,6 +181,7 @@ LATER_FIELDS = (
     ("eval", "lm_eval"),
     ("eval", "lm_eval", "preset"),
     ("eval", "overrefusal"),
+    ("eval", "toxicity"),
     ("eval", "jailbreak", "scorers"),
     ("eval", "jailbreak", "scorer_options"),
     ("eval", "capability", "*", "where"),

@@ -1,12 +1,12 @@
 """The evaluation's library entry point: one adapter (or the base model) on every configured axis.
 
 ``evaluate(config, session, adapter)`` measures capability, jailbreak attack success, persona
-drift and the configured lm-evaluation-harness tasks for one adapter through a session that
-holds the base model, and returns an ``EvalResult``: every figure with n, interval and
-method, every item record, and ``info`` (backend, judge, seconds per phase, counts, the
-adapter's manifest, how lm-eval ran). ``evaluate_many`` does the same for several adapters at
-once, decoding their prompts in shared mixed-adapter batches; each result equals that of
-evaluating the adapter alone.
+drift, over-refusal, the toxicity of generations and the configured lm-evaluation-harness tasks
+for one adapter through a session that holds the base model, and returns an ``EvalResult``:
+every figure with n, interval and method, every item record, and ``info`` (backend, judge,
+seconds per phase, counts, the adapter's manifest, how lm-eval ran). ``evaluate_many`` does
+the same for several adapters at once, decoding their prompts in shared mixed-adapter batches;
+each result equals that of evaluating the adapter alone.
 
 ``write_result``/``read_result`` and ``compare_with_base`` (paired tests against the base
 model's result) are re-exported here, so a caller needs one import.
@@ -26,6 +26,7 @@ from objlab.evaluate.axes.capability import run_capability
 from objlab.evaluate.axes.harness import run_lm_eval
 from objlab.evaluate.axes.jailbreak import run_jailbreak
 from objlab.evaluate.axes.overrefusal import run_overrefusal
+from objlab.evaluate.axes.toxicity import run_toxicity
 from objlab.faults import fault_point
 from objlab.evaluate.axes.persona import run_persona
 from objlab.evaluate.context import AxisOutput, EvalContext
@@ -44,6 +45,7 @@ PHASES: list[Phase] = [
     ("capability", lambda settings: bool(settings.capability), run_capability),
     ("jailbreak", lambda settings: settings.jailbreak is not None, run_jailbreak),
     ("overrefusal", lambda settings: settings.overrefusal is not None, run_overrefusal),
+    ("toxicity", lambda settings: settings.toxicity is not None, run_toxicity),
     ("persona", lambda settings: settings.persona is not None, run_persona),
     ("lm_eval", lambda settings: settings.lm_eval is not None, run_lm_eval),  # last: lm-eval seeds global RNGs (restored)
 ]

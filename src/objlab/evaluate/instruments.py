@@ -10,7 +10,7 @@ from objlab.evaluate.session import EvalSession
 from objlab.scoring import catalog
 from objlab.scoring.base import Scorer, ScorerServices
 from objlab.scoring.cache import VerdictCache
-from objlab.scoring.specs import check_jailbreak, check_overrefusal, jailbreak_specs, overrefusal_spec
+from objlab.scoring.specs import check_jailbreak, check_overrefusal, check_toxicity, jailbreak_specs, overrefusal_spec, toxicity_spec
 from objlab.scoring.judges import Judge, Translator, TranslatorLike, judge_client, translator_client
 from objlab.scoring.python_translator import PythonTranslator
 from objlab.scoring.string_matching import load_phrases
@@ -55,6 +55,12 @@ def overrefusal_scorer(settings: EvalSettings, services: ScorerServices) -> Scor
     return catalog.build(spec.name, spec.options, services, spec.where)
 
 
+def toxicity_scorer(settings: EvalSettings, services: ScorerServices) -> Scorer:
+    """The toxicity axis's scorer, built."""
+    spec = toxicity_spec(settings)
+    return catalog.build(spec.name, spec.options, services, spec.where)
+
+
 def check_instruments(settings: EvalSettings) -> None:
     """Read every instrument the evaluation will use (attacks, StrongREJECT's files, the rubric,
     the phrase list) and check that every scorer is known and has what it needs, so a bad name,
@@ -62,6 +68,7 @@ def check_instruments(settings: EvalSettings) -> None:
     if settings.judge.rubric:
         load_strongreject_rubric(settings.judge.rubric)
     check_overrefusal(settings)
+    check_toxicity(settings)
     jailbreak = settings.jailbreak
     if jailbreak is None:
         return

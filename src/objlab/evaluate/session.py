@@ -39,6 +39,7 @@ from objlab.lm.loading import (
     ModelBundle,
     add_control_tokens,
     load_bundle,
+    load_sequence_classifier,
     model_fingerprint,
 )
 from objlab.lm.logits import LogitHead
@@ -46,6 +47,7 @@ from objlab.lm.peft_compat import route_tokenless_adapters
 from objlab.objectives import registry
 from objlab.records.adapter import MANIFEST_FILE, AdapterManifest, read_manifest
 from objlab.records.evaluation import EvaluatedAdapter
+from objlab.scoring.base import CAUSAL_LM, SEQUENCE_CLASSIFICATION
 
 DEFAULT_MAX_LOADED = 16
 
@@ -206,9 +208,16 @@ class EvalSession:
             self._shared[key] = build()
         return self._shared[key]
 
-    def scorer_model(self, name_or_path: str):
+    def scorer_model(self, name_or_path: str, kind: str = CAUSAL_LM):
         """A published judge's weights and tokenizer (hub id or local path), loaded once per
-        session on the evaluation's device and shared by every cell: (model, tokenizer)."""
+        session on the evaluation's device and shared by every cell: (model, tokenizer).
+        ``kind``: a causal LM (the judges that answer in text), or ``sequence-classification``
+        (a classifier whose logits are the verdict, ToxiGen's RoBERTa)."""
+        if kind == SEQUENCE_CLASSIFICATION:
+            return self.shared(f"scorer-model:{kind}:{name_or_path}", lambda: load_sequence_classifier(name_or_path, self.device))
+        if kind != CAUSAL_LM:
+            raise ValueError(f"unknown scorer model kind {kind!r} (known: {CAUSAL_LM}, {SEQUENCE_CLASSIFICATION})")
+
         def load():
             bundle = load_bundle(ModelSettings(name_or_path=name_or_path), self.device)
             bundle.model.eval()

@@ -192,3 +192,25 @@ def load_bundle(settings: ModelSettings, device: torch.device | None = None) -> 
     tokenizer = load_tokenizer(settings)
     model = load_base_model(settings, device)
     return ModelBundle(model=model, tokenizer=tokenizer, device=device, settings=settings)
+
+
+def load_sequence_classifier(name_or_path: str, device: torch.device | None = None):
+    """A published text classifier (a ``*ForSequenceClassification`` model: ToxiGen's RoBERTa)
+    and its tokenizer, by hub id or local path, in float32 on ``device``, frozen: (model,
+    tokenizer). Float32 whatever the evaluation's dtype, so its probabilities are the
+    published model's own. Kept beside the causal-LM loader so every model loads in one place."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        model = AutoModelForSequenceClassification.from_pretrained(name_or_path, dtype=torch.float32)
+    except (OSError, ValueError) as error:
+        where = "exists but could not be loaded" if Path(name_or_path).expanduser().exists() else \
+            "is not a local directory and could not be loaded from the hub (offline, give a local copy's path)"
+        raise ConfigError(f"classifier {name_or_path!r} {where}: {type(error).__name__}: {error}") from None
+    model.to(device or pick_device())
+    model.requires_grad_(False)
+    model.eval()
+    return model, tokenizer

@@ -1,5 +1,5 @@
-"""The report's plots (five, and lm-eval's tasks vs budget when a run has them), each drawn from ``ReportData`` and
-saved as a PNG.
+"""The report's plots (five, and the over-refusal frontier, toxicity vs budget and lm-eval's tasks vs
+budget when a run has them), each drawn from ``ReportData`` and saved as a PNG.
 
 Every point is one cell's own figure with its 95% interval as an error bar; with several seeds
 the seeds are shown as separate points (one marker per seed) and the line through the budgets
@@ -54,6 +54,7 @@ from objlab.store import BASE_CELL
 
 MACRO_ASR = Measure("jailbreak", "asr")
 OVERREFUSAL = Measure("overrefusal", "overrefusal")
+TOXICITY = Measure("toxicity", "toxic_rate")
 HEATMAP_CMAP = "Reds"
 TITLE_CHARS_PER_INCH = 11  # characters of the title font that fit in an inch of figure width
 SKIPPED_FACE = "#d9d9d9"
@@ -116,6 +117,18 @@ def overrefusal_missing(data: ReportData) -> str | None:
         return "no over-refusal figure in the results store (eval.overrefusal not configured)"
     if not drawable(data, MACRO_ASR):
         return "no macro-averaged attack success rate in the results store (jailbreak axis not evaluated)"
+    return _no_adapters(data)
+
+
+def toxicity_measures(data: ReportData) -> list[Measure]:
+    """The toxic rate over all ToxiGen prompts, then per prompt label (``label:hate``, ...)."""
+    labels = [group for group in data.groups("toxicity", "toxic_rate") if group.startswith("label:")]
+    return [TOXICITY] + [Measure("toxicity", "toxic_rate", group) for group in labels]
+
+
+def toxicity_missing(data: ReportData) -> str | None:
+    if not drawable(data, TOXICITY):
+        return "no toxic rate in the results store (eval.toxicity not configured, or no cell has finished it)"
     return _no_adapters(data)
 
 
@@ -326,6 +339,16 @@ def plot_lm_eval_vs_budget(data: ReportData, out_dir: Path) -> Path:
                           "lm-eval figure (panel title)")
 
 
+def plot_toxicity_vs_budget(data: ReportData, out_dir: Path) -> Path:
+    """The share of generations scored toxic vs budget: over all prompts, then per prompt label."""
+    path = Path(out_dir) / "toxicity_vs_budget.png"
+    if reason := toxicity_missing(data):
+        return placeholder(path, "Toxicity of generations vs budget", reason)
+    measures = [m for m in toxicity_measures(data) if drawable(data, m)]
+    return _budget_figure(data, measures, path, "Toxicity of generations on ToxiGen prompts vs budget (error bars: 95% CI)",
+                          "share of generations scored toxic", proportion=True)
+
+
 # -- the safety-capability frontier ---------------------------------------------------------------
 def plot_frontier(data: ReportData, out_dir: Path) -> Path:
     """Macro ASR (y) against the primary capability figure (x), one line per objective."""
@@ -508,6 +531,14 @@ OVERREFUSAL_PLOT = Plot("asr_vs_overrefusal", "Attack success vs over-refusal",
                           "without refusing more moves straight down. Error bars: 95% intervals; star: the base model.",
                           plot_overrefusal_frontier, lambda data: [m for m in (OVERREFUSAL, MACRO_ASR)], overrefusal_missing)
 
+TOXICITY_PLOT = Plot("toxicity_vs_budget", "Toxicity of generations vs budget",
+                     "The share of the model's own generations on ToxiGen's prompts that the toxicity scorer (ToxiGen's "
+                     "RoBERTa classifier by default, eval.toxicity) finds toxic, against the budget: over all prompts, and per "
+                     "prompt label (hateful or neutral prompts) where both were given. Error bars: 95% Wilson intervals; grey "
+                     "band: the base model; a ring marks a paired test against the base model on the same prompts (exact "
+                     "McNemar) with Holm-adjusted p < 0.05. Per target group in the table.",
+                     plot_toxicity_vs_budget, toxicity_measures, toxicity_missing)
+
 LM_EVAL_PLOT = Plot("lm_eval_vs_budget", "lm-evaluation-harness tasks vs budget",
                     "Every figure of the lm-eval tasks and groups the run asked for (panel title: lm-eval's metric,filter key "
                     "and the task; a group's subtasks are in the store and its export), one panel each, against the budget. "
@@ -519,12 +550,13 @@ LM_EVAL_PLOT = Plot("lm_eval_vs_budget", "lm-evaluation-harness tasks vs budget"
 
 def plots_for(data: ReportData) -> tuple[Plot, ...]:
     """The report's plots for this run: ``PLOTS``, the over-refusal frontier beside the capability
-    frontier and lm-eval's panels when the run configured those axes or its store holds their
-    figures (a run without them gets no empty panel)."""
+    frontier, toxicity vs budget and lm-eval's panels when the run configured those axes or its
+    store holds their figures (a run without them gets no empty panel)."""
     evaluation = data.config.get("eval") or {}
     overrefusal = (OVERREFUSAL_PLOT,) if evaluation.get("overrefusal") or drawable(data, OVERREFUSAL) else ()
+    toxicity = (TOXICITY_PLOT,) if evaluation.get("toxicity") or drawable(data, TOXICITY) else ()
     lm_eval = (LM_EVAL_PLOT,) if evaluation.get("lm_eval") or data.lm_eval_measures() else ()
-    return (PLOTS[0], *overrefusal, *PLOTS[1:], *lm_eval)
+    return (PLOTS[0], *overrefusal, *PLOTS[1:], *toxicity, *lm_eval)
 
 
 def draw_all(data: ReportData, out_dir: Path) -> dict[str, Path]:

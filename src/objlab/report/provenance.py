@@ -58,6 +58,10 @@ def _eval_sources(config: dict) -> str:
     ]
     if (jailbreak := evaluation.get("jailbreak")) and jailbreak.get("prompts"):
         sources.append(f"jailbreak prompts: {jailbreak['prompts']}")
+    if (overrefusal := evaluation.get("overrefusal")) and overrefusal.get("prompts"):
+        sources.append(f"over-refusal prompts: {overrefusal['prompts']}")
+    if (toxicity := evaluation.get("toxicity")) and toxicity.get("prompts"):
+        sources.append(f"toxicity prompts (ToxiGen format): {toxicity['prompts']}")
     if persona := evaluation.get("persona"):
         sources.append(f"persona: {persona.get('dir') or 'default traits'}")
     if lm_eval := evaluation.get("lm_eval"):

@@ -1,13 +1,13 @@
 """The compact summary a run ends with: objectives by budget, within 100 columns.
 
-``objlab demo`` (and ``objlab results --summary``) end with three small matrices (rows:
-objectives and the base model; columns: budgets): the macro ASR over the attacks, the primary
-capability measure and the persona P(match) averaged over the traits, each figure with its 95%
-interval and a mark where the paired test against the base model is significant after Holm
-correction. Below them, the objectives that differ from each other at the largest budget
-(paired tests on the same items, Holm over every pair and measure). A newcomer reads the whole
-finding there; the full tables (n, methods, every attack and trait) stay in ``objlab results``
-and the report.
+``objlab demo`` (and ``objlab results --summary``) end with small matrices (rows: objectives
+and the base model; columns: budgets): the macro ASR over the attacks, the primary capability
+measure, over-refusal and the toxicity of generations where those axes ran, and the persona
+P(match) averaged over the traits, each figure with its 95% interval and a mark where the
+paired test against the base model is significant after Holm correction. Below them, the
+objectives that differ from each other at the largest budget (paired tests on the same items,
+Holm over every pair and measure). A newcomer reads the whole finding there; the full tables
+(n, methods, every attack and trait) stay in ``objlab results`` and the report.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ WIDTH = 100
 MACRO_ASR = Measure("jailbreak", "asr", "")
 PERSONA_MEAN = Measure("persona", "p_match", "")
 OVERREFUSAL = Measure("overrefusal", "overrefusal", "")
+TOXICITY = Measure("toxicity", "toxic_rate", "")
 REFERENCE_OBJECTIVE = "sft"
 MARK = "*"
 
@@ -172,7 +173,12 @@ def overrefusal_statements(data: ReportData, store: ResultsStore, seed: int | No
 
 
 def overrefusal_scorer(data: ReportData) -> str:
-    rows = data.rows(OVERREFUSAL)
+    return scorer_named(data, OVERREFUSAL)
+
+
+def scorer_named(data: ReportData, measure: Measure) -> str:
+    """The scorer behind ``measure``'s figures, as their rows' notes name it ("scorer: ...")."""
+    rows = data.rows(measure)
     notes = [str(note) for note in rows["note"] if isinstance(note, str) and "scorer: " in note]
     return notes[0].split("scorer: ", 1)[1].split(";")[0] if notes else "scorer not recorded"
 
@@ -183,7 +189,8 @@ def differences(data: ReportData, store: ResultsStore, seed: int | None) -> list
     if not rows:
         return []
     found = [row for row in rows if is_number(row.p_value) and row.p_value < SIGNIFICANCE]
-    names = {"asr_macro_diff": "macro ASR", "p_match_diff": "P(match)", "accuracy_diff": "capability", "overrefusal_diff": "over-refusal"}
+    names = {"asr_macro_diff": "macro ASR", "p_match_diff": "P(match)", "accuracy_diff": "capability", "overrefusal_diff": "over-refusal",
+             "toxic_rate_diff": "toxic rate"}
     head = f"at {format_budget(budget)}, paired tests between objectives ({len(rows)} tests, Holm): "
     if not found:
         return textwrap.wrap(head + "no two objectives differ significantly.", WIDTH)
@@ -217,6 +224,7 @@ def _one_model_summary(data: ReportData, store: ResultsStore) -> str:
         *beside(data),
         (data.primary, f"capability: {data.primary.label}" if data.primary else ""),
         (OVERREFUSAL, f"over-refusal: share of safe prompts refused ({overrefusal_scorer(data)})"),
+        (TOXICITY, f"toxicity: share of generations on ToxiGen prompts scored toxic ({scorer_named(data, TOXICITY)})"),
         (PERSONA_MEAN, f"persona P(match), mean over {len(data.traits())} traits"),
     ]
     for measure, title in sections:

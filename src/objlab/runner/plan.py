@@ -137,13 +137,10 @@ def plan_evaluation(config: ExperimentConfig, checkpoints: int, inputs: PlanInpu
     cannot be read is counted from its limit or published size, or left out, and noted."""
     from objlab.evaluate.axes.attack_catalog import configured_attacks
     from objlab.evaluate.axes.capability import load_task_items
-    from objlab.evaluate.axes.sources import (
-        load_forbidden_prompts,
-        load_overrefusal_prompts,
-        load_persona,
-    )
+    from objlab.evaluate.axes.sources import load_forbidden_prompts, load_overrefusal_prompts, load_persona
+    from objlab.evaluate.axes.toxigen_prompts import load_toxicity_prompts
     from objlab.evaluate.instruments import check_instruments
-    from objlab.scoring.specs import needs_judge, overrefusal_needs_judge
+    from objlab.scoring.specs import needs_judge, overrefusal_needs_judge, toxicity_needs_judge
 
     settings = config.eval
     inputs = inputs or PlanInputs()
@@ -184,6 +181,12 @@ def plan_evaluation(config: ExperimentConfig, checkpoints: int, inputs: PlanInpu
         generations += count
         tokens += count * (overrefusal.max_new_tokens or new_tokens)
         judge += count if overrefusal_needs_judge(settings) else 0
+    if (toxicity := settings.toxicity) is not None:
+        count = inputs.items(f"toxicity prompts ({toxicity.prompts})", lambda: len(load_toxicity_prompts(toxicity, seed=settings.subset_seed)),
+                             toxicity.prompts, toxicity.limit, toxicity.hf_config, toxicity.hf_split) or 0
+        generations += count
+        tokens += count * (toxicity.max_new_tokens or new_tokens)
+        judge += count if toxicity_needs_judge(settings) else 0
     if settings.persona is not None:
         limit = settings.persona.limit
         for trait, path in settings.persona.trait_files().items():

@@ -103,16 +103,22 @@ class Score:
         return cls(error=error, details=details)
 
 
+# The kinds of local model ``ScorerServices.load_model`` loads: a causal LM (judges that answer
+# in text; the default) or a sequence classifier (a classifier whose logits are the verdict).
+CAUSAL_LM, SEQUENCE_CLASSIFICATION = "causal-lm", "sequence-classification"
+
+
 @dataclass(frozen=True)
 class ScorerServices:
     """What the evaluation (or the training loop) lends a scorer when it is built: the judge
     (``objlab.scoring.judges.Judge``), the verdict cache, a loader of local models shared by
-    every cell of a grid (``load_model(name_or_path) -> (model, tokenizer)``), the device, the
-    task's name (``aware``'s signals), a progress callback."""
+    every cell of a grid (``load_model(name_or_path) -> (model, tokenizer)`` for a causal LM;
+    ``load_model(name_or_path, kind=SEQUENCE_CLASSIFICATION)`` for a classifier), the device,
+    the task's name (``aware``'s signals), a progress callback."""
 
     judge: Any = None
     cache: Any = None
-    load_model: Callable[[str], Any] | None = None
+    load_model: Callable[..., Any] | None = None
     task: str = ""
     progress: Callable[[int], None] | None = None
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from objlab.errors import ConfigError
 from objlab.registry import RegistryError
-from objlab.scoring import refusal, string_matching, rubric_judges, published, correctness, lexicon, python_hook  # noqa: F401, I001 -- register themselves, in this (listing) order
+from objlab.scoring import refusal, string_matching, rubric_judges, published, toxicity, correctness, lexicon, python_hook  # noqa: F401, I001 -- register themselves, in this (listing) order
 from objlab.scoring.base import SCORERS, Scorer, ScorerServices
 from objlab.scoring.python_hook import PREFIX, is_python_spec
 

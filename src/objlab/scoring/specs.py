@@ -129,16 +129,21 @@ def check_jailbreak(settings: EvalSettings) -> None:
 WHERE_OVERREFUSAL = "eval.overrefusal.scorer"
 
 
-def overrefusal_spec(settings: EvalSettings) -> ScorerSpec:
-    """The over-refusal axis's scorer: its name and options (``eval.overrefusal``)."""
-    overrefusal = settings.overrefusal
-    cls = catalog.scorer_class(overrefusal.scorer, WHERE_OVERREFUSAL)
-    options = dict(overrefusal.scorer_options.get(overrefusal.scorer, {}))
+def _section_spec(settings: EvalSettings, section: str) -> ScorerSpec:
+    """The scorer of an axis whose section has ``scorer`` and ``scorer_options`` (``eval.<section>``)."""
+    chosen, where = getattr(settings, section), f"eval.{section}.scorer"
+    cls = catalog.scorer_class(chosen.scorer, where)
+    options = dict(chosen.scorer_options.get(chosen.scorer, {}))
     for option, path in cls.config_fields.items():
         value = _field(settings, path)
         if value is not None:
             options.setdefault(option, value)
-    return ScorerSpec(overrefusal.scorer, options, WHERE_OVERREFUSAL)
+    return ScorerSpec(chosen.scorer, options, where)
+
+
+def overrefusal_spec(settings: EvalSettings) -> ScorerSpec:
+    """The over-refusal axis's scorer: its name and options (``eval.overrefusal``)."""
+    return _section_spec(settings, "overrefusal")
 
 
 def check_overrefusal(settings: EvalSettings) -> None:
@@ -150,3 +155,24 @@ def check_overrefusal(settings: EvalSettings) -> None:
     if "refused" not in spec.cls.verdicts:
         raise ConfigError(f"{spec.where}: {spec.shown} does not say whether an answer refused (it gives {', '.join(sorted(spec.cls.verdicts))}); "
                           "use classifier, string_matching, a rubric judge or wildguard")
+
+
+def toxicity_spec(settings: EvalSettings) -> ScorerSpec:
+    """The toxicity axis's scorer: its name and options (``eval.toxicity``)."""
+    return _section_spec(settings, "toxicity")
+
+
+def toxicity_needs_judge(settings: EvalSettings) -> bool:
+    return settings.toxicity is not None and toxicity_spec(settings).cls.needs.judge
+
+
+def check_toxicity(settings: EvalSettings) -> None:
+    """The toxicity scorer known, able to say whether a text is toxic (a success verdict), with
+    what it needs."""
+    if settings.toxicity is None:
+        return
+    spec = toxicity_spec(settings)
+    _check_needs(spec, settings)
+    if "success" not in spec.cls.verdicts:
+        raise ConfigError(f"{spec.where}: {spec.shown} does not say whether a text is toxic (it gives {', '.join(sorted(spec.cls.verdicts))}); "
+                          "use toxigen_roberta, or a scorer with a success verdict")

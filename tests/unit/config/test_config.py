@@ -115,7 +115,7 @@ def test_a_config_stored_before_the_later_fields_keeps_its_fingerprint_and_resum
     stored = config.model_dump(mode="json")
     for key in ("scorers", "scorer_options"):  # absent from configs stored before they existed
         del stored["eval"]["jailbreak"][key]
-    for key in ("lm_eval", "overrefusal"):
+    for key in ("lm_eval", "overrefusal", "toxicity"):
         del stored["eval"][key]
     del stored["data"]["where"], stored["data"]["holdout"], stored["models"]
     for task in stored["eval"]["capability"]:

@@ -4,12 +4,12 @@ replaced by one `model:` section, a valid config with the paper's ladder, object
 instruments; every commented domain block is a valid data section and capability task."""
 
 import yaml
-from paper_preset import PAPER_MODELS, domain_blocks, models_block, preset_text, with_one_model
+from paper_preset import PAPER_MODELS, domain_blocks, models_block, preset_text, toxicity_block, with_one_model, with_toxicity
 from typer.testing import CliRunner
 
 from objlab.cli import app
 from objlab.config import parse_config
-from objlab.config.evaluation import CapabilityTask
+from objlab.config.evaluation import CapabilityTask, ToxicitySettings
 from objlab.config.sections import DataSettings
 
 
@@ -69,3 +69,13 @@ def test_the_preset_as_written_is_a_grid_over_its_five_models(tmp_path):
     assert keys == ["Llama-3.1-8B-Instruct", "gemma-2-2b-it", "gemma-2-9b-it", "Qwen2.5-7B-Instruct", "Qwen3-4B"]
     assert [single.model.name_or_path for _, single in config.per_model()] == PAPER_MODELS
     assert all(single.models is None and single.budgets == config.budgets for _, single in config.per_model())
+
+
+def test_the_commented_toxicity_block_is_a_valid_section(tmp_path):
+    block = toxicity_block(preset_text())
+    settings = ToxicitySettings(**block)
+    assert settings.scorer == "toxigen_roberta" and settings.prompts == "toxigen/prompts"
+    assert settings.scorer_options == {"toxigen_roberta": {"model": "tomh/toxigen_roberta"}}
+    config = parse_config(yaml.safe_load(with_one_model(with_toxicity(preset_text()))), source="paper.yaml", base_dir=tmp_path)
+    assert config.eval.toxicity == settings and config.eval.persona is not None and config.eval.lm_eval.preset == "normative"
+    assert parse_config(yaml.safe_load(with_one_model(preset_text())), source="paper.yaml", base_dir=tmp_path).eval.toxicity is None

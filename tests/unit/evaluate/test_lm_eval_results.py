@@ -181,7 +181,7 @@ def test_limits_and_the_include_path_are_read_as_lm_eval_reads_them(tmp_path, ti
 def test_configs_without_lm_eval_keep_their_fingerprint_and_resume(tmp_path):
     config = parse_config(BASE)
     before = config.model_dump(mode="json")
-    for key in ("lm_eval", "overrefusal"):  # the config as it was stored before these sections existed
+    for key in ("lm_eval", "overrefusal", "toxicity"):  # the config as it was stored before these sections existed
         del before["eval"][key]
     del before["data"]["where"], before["data"]["holdout"]  # (and before row selection existed)
     del before["models"]  # (and before the models axis)

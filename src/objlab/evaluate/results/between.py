@@ -11,7 +11,8 @@ persona statements and the same problems, so two cells are compared item by item
 - persona: per (trait, statement), the difference in P(match), paired t-test (one figure over
   the traits);
 - capability: per problem, the difference in correctness, exact McNemar;
-- over-refusal: per safe prompt, the difference in refusing it, exact McNemar.
+- over-refusal: per safe prompt, the difference in refusing it, exact McNemar;
+- toxicity: per ToxiGen prompt, the difference in whether the generation was toxic, exact McNemar.
 
 The p-values of one family (e.g. every pair of objectives on every measure) are Holm-adjusted
 together; ``p_value`` holds the adjusted value and ``note`` the unadjusted one.
@@ -68,6 +69,12 @@ def _overrefused(items: Sequence[ItemRecord]) -> dict[tuple[str, str], bool]:
             if item.axis == "overrefusal" and item.extra.get("label") == "safe" and item.extra.get("refused") is not None}
 
 
+def _toxic(items: Sequence[ItemRecord]) -> dict[str, bool]:
+    """Per ToxiGen prompt: whether the generation was toxic."""
+    return {item.item_id: bool(item.extra["toxic"]) for item in items
+            if item.axis == "toxicity" and item.extra.get("toxic") is not None}
+
+
 def _capability(items: Sequence[ItemRecord]) -> dict[tuple[str, str], bool]:
     found = {}
     for item in items:
@@ -96,7 +103,7 @@ def macro_test(mine: Sequence[ItemRecord], theirs: Sequence[ItemRecord], attacks
 
 
 def cell_tests(mine: Sequence[ItemRecord], theirs: Sequence[ItemRecord], attacks: Sequence[str], label: str) -> list[Tested]:
-    """Macro ASR, persona P(match), capability and over-refusal of ``mine`` against ``theirs``."""
+    """Macro ASR, persona P(match), capability, over-refusal and toxicity of ``mine`` against ``theirs``."""
     tests = []
     macro = macro_test(mine, theirs, attacks)
     if macro is not None:
@@ -110,6 +117,9 @@ def cell_tests(mine: Sequence[ItemRecord], theirs: Sequence[ItemRecord], attacks
     left, right = _paired(_overrefused(mine), _overrefused(theirs))
     if left:
         tests.append(Tested("overrefusal", "overrefusal_diff", label, mcnemar(left, right)))
+    left, right = _paired(_toxic(mine), _toxic(theirs))
+    if left:
+        tests.append(Tested("toxicity", "toxic_rate_diff", label, mcnemar(left, right)))
     return tests
 
 

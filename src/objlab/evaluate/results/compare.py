@@ -13,12 +13,14 @@ variance cancels and a small shift is detectable.
 - capability: ``<metric>_vs_base`` per task and metric, difference in correctness, McNemar;
 - over-refusal: ``overrefusal_vs_base`` per prompt type and over all safe prompts (refused or
   not, exact McNemar), ``unsafe_compliance_vs_base`` over the unsafe contrasts;
+- toxicity: ``toxic_rate_vs_base`` over all ToxiGen prompts, per target group and per prompt
+  label (whether the generation was toxic, exact McNemar);
 - lm_eval: ``<metric,filter>_vs_base`` per task and figure whose per-document scores are numbers
   (lm-eval's logged samples): exact McNemar for 0/1 scores, paired t-test otherwise. Group
   aggregates and corpus-level figures (per-document values that are not scores) get no test.
 
 Within each axis the p-values are Holm-adjusted over the family (traits, attacks, task
-metrics, lm-eval figures); ``p_value`` holds the adjusted value, ``comparison`` says so, ``note`` keeps the
+metrics, toxicity groups, lm-eval figures); ``p_value`` holds the adjusted value, ``comparison`` says so, ``note`` keeps the
 unadjusted one. Items without an outcome on either side (error items) are left out.
 """
 
@@ -29,6 +31,8 @@ from dataclasses import replace
 
 from objlab.errors import StateError
 from objlab.evaluate.axes.jailbreak_rows import too_few_decided
+from objlab.evaluate.axes.toxicity import AXIS as TOXICITY
+from objlab.evaluate.axes.toxicity import strata
 from objlab.evaluate.results.between import CAPABILITY_OUTCOMES, Tested, adjusted_rows, defined, macro_test
 from objlab.evaluate.results.eval_result import EvalResult
 from objlab.evaluate.results.harness_results import number
@@ -93,6 +97,19 @@ def _overrefusal_tests(cell: list[ItemRecord], base: dict[tuple, ItemRecord]) ->
     return tests
 
 
+def _toxicity_tests(cell: list[ItemRecord], base: dict[tuple, ItemRecord]) -> dict[tuple[str, str], PairedTest]:
+    """Whether each generation was toxic, item by item against the base model's generation for
+    the same prompt, over all prompts, per target group and per label: exact McNemar."""
+    base_toxic = {item_id: item.extra.get("toxic") for (axis, _, item_id), item in base.items() if axis == TOXICITY}
+    tests = {}
+    for group, chosen in strata(cell).items():
+        pairs = [(item.extra.get("toxic"), base_toxic.get(item.item_id)) for item in chosen]
+        pairs = [(bool(mine), bool(theirs)) for mine, theirs in pairs if defined(mine) and defined(theirs)]
+        if pairs:
+            tests[("toxic_rate_vs_base", group)] = mcnemar([mine for mine, _ in pairs], [theirs for _, theirs in pairs])
+    return tests
+
+
 def macro_attacks(cell: EvalResult, jailbreak_items: list[ItemRecord]) -> list[str]:
     """The attacks the cell's macro ASR covers (its evaluation info, less the attacks with too few
     items with a verdict, as its macro row leaves them out), else every attack but ``none``."""
@@ -146,5 +163,6 @@ def compare_with_base(cell: EvalResult, base: EvalResult) -> list[MetricRow]:
         + _family("jailbreak", jailbreak_tests, "attacks")
         + _family("capability", capability_tests, "task metrics")
         + _family("overrefusal", overrefusal_tests, "over-refusal figures (types and over all)")
+        + _family(TOXICITY, _toxicity_tests(items(TOXICITY), base_items), "toxicity figures (groups, labels and over all)")
         + _family("lm_eval", _lm_eval_tests(items("lm_eval"), base_items), "lm-eval figures")
     )
