@@ -18,7 +18,7 @@ objlab leans on three things peft does not expose as public API:
   enough (float32 and wider) and small beside the machine's memory.
 
 ``check_version`` is called before any of them is used; the package pins peft to
-``TESTED_PEFT`` in ``pyproject.toml``, and ``tests/test_peft_compat.py`` exercises each
+``TESTED_PEFT`` in ``pyproject.toml``, and ``tests/unit/lm/test_peft_compat.py`` exercises each
 workaround, so a peft upgrade that breaks one fails a named test rather than a figure.
 """
 
@@ -44,7 +44,7 @@ def check_version() -> str:
         warnings.warn(
             f"peft {installed} is outside the range objlab's peft workarounds were tested on (>={low},<{high}): "
             "mixed-adapter decoding and CFT's control tokens use peft internals (objlab.lm.peft_compat); "
-            "run tests/test_peft_compat.py before trusting figures",
+            "run tests/unit/lm/test_peft_compat.py before trusting figures",
             RuntimeWarning,
             stacklevel=2,
         )

@@ -3,7 +3,7 @@
 StrongREJECT (the ``strong_reject`` package, ``jailbreaks.py``) transforms some prompts before
 they are wrapped and decodes some answers before they are judged. objlab reimplements those
 transforms so its figures match the package's; each function states the package behaviour it
-reproduces, and ``tests/test_strongreject.py`` checks them on the package's own examples.
+reproduces, and ``tests/unit/evaluate/test_strongreject.py`` checks them on the package's own examples.
 
 Encoders (prompt -> text put into the template):
 
