@@ -140,4 +140,6 @@ def load_examples(settings: DataSettings) -> list[Example]:
     return examples
 
 
-from objlab.data import domains  # noqa: E402,F401  (registers the reference study's domain adapters)
+# the reference study's other domains, imported when first used (data.domains registers them)
+for _name, _function in (("supergpqa", "supergpqa_examples"), ("cybersecurity", "cybersecurity_examples"), ("legal_qa", "legal_qa_examples")):
+    TASKS.register(_name, target=f"objlab.data.domains:{_function}")
