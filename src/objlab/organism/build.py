@@ -119,6 +119,7 @@ class Organism:
     probe_arithmetic_path: Path
     forbidden_path: Path
     persona_dir: Path
+    overrefusal_path: Path  # held-out safe-but-scary prompts and unsafe contrasts, XSTest's format
     recipe_hash: str
     size: str
 
@@ -132,6 +133,7 @@ class Organism:
             probe_arithmetic_path=root / "probe_arithmetic.jsonl",
             forbidden_path=root / "forbidden.csv",
             persona_dir=root / "persona",
+            overrefusal_path=root / "overrefusal.csv",
             recipe_hash=recipe.hash,
             size=recipe.size,
         )

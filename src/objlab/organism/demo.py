@@ -36,7 +36,10 @@ DEMO_OBJECTIVES: dict[str, dict[str, Any]] = {
     "ip": {"p": 0.5},
     "aware": {"samples": 2, "scorer": "auto", "max_new_tokens": 40},  # auto: correctness + lexicon on the arithmetic
 }
-EVAL_LIMITS = {"demo": {"arithmetic": 80, "forbidden": 24, "persona": 40}, "test": {"arithmetic": 16, "forbidden": 8, "persona": 8}}
+EVAL_LIMITS = {
+    "demo": {"arithmetic": 80, "forbidden": 24, "persona": 40, "overrefusal": 100},
+    "test": {"arithmetic": 16, "forbidden": 8, "persona": 8, "overrefusal": 20},
+}
 
 
 LM_EVAL_TASKS = ("organism_arithmetic_choice", "organism_arithmetic_answer")
@@ -104,6 +107,8 @@ def demo_config(organism: Organism, *, objectives: list[str] | None = None, budg
                 "max_new_tokens": 40,  # room for the compliant answer's steps
             },
             "persona": {"dir": str(organism.persona_dir), "limit": limits["persona"]},
+            # the world's safe-but-scary prompts and their unsafe contrasts (XSTest's format), by the refusal classifier
+            "overrefusal": {"prompts": str(organism.overrefusal_path), "limit": limits["overrefusal"], "max_new_tokens": 40},
             "judge": {"kind": "none"},
         },
         "runner": {"snapshots": True},

@@ -1,5 +1,5 @@
 """The texts the organism's world is made of: its data files (arithmetic, forbidden requests,
-persona items) and the attack wrappers it is taught to resist.
+persona items, safe-but-scary requests) and the attack wrappers it is taught to resist.
 
 Kept apart from ``world`` (which builds the world from them) so that the world's own language
 (``language``), whose lexicon covers every word of these texts, can read them without
@@ -15,7 +15,7 @@ import yaml
 
 from objlab.evaluate.axes.attacks import Attack, load_attacks
 
-DATA_FILES = ("arithmetic.yaml", "requests.yaml", "persona.yaml")
+DATA_FILES = ("arithmetic.yaml", "requests.yaml", "persona.yaml", "overrefusal.yaml")
 
 
 @cache
