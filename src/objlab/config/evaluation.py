@@ -196,24 +196,14 @@ class JailbreakSettings(_HFSource):
         return self
 
 
-class OverRefusalSettings(_HFSource):
-    """Over-refusal: safe prompts that sound unsafe (and unsafe contrasts), and whether the model
-    refuses them. ``prompts``: XSTest's CSV (``prompt``, ``type``, ``label`` safe/unsafe) or any
-    file with a label column (``prompt_field``, ``label_field``, ``type_field``; ``safe_label``
-    names the safe rows, every other label is an unsafe contrast). ``limit`` draws a seeded
-    sample stratified by type. ``scorer``: any scorer that says whether an answer refused
-    (``classifier`` by default; ``string_matching``, a rubric judge, ``wildguard``);
-    ``scorer_options`` as for the jailbreak axis.
-    """
+class _ScoredPrompts(_HFSource):
+    """A prompt file whose answers a configured scorer reads (``scorer``, ``scorer_options`` as
+    for the jailbreak axis); ``limit`` draws a seeded stratified sample."""
 
     prompts: str
     limit: int | None = Field(default=None, gt=0)
-    scorer: str = Field(default="classifier", description="A scorer that says whether an answer refused (objlab scorers).")
+    scorer: str
     scorer_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    prompt_field: str = "prompt"
-    label_field: str = "label"
-    type_field: str | None = Field(default="type", description="The column of the prompt's type (strata and per-type figures); null for none.")
-    safe_label: str = "safe"
     max_new_tokens: int | None = Field(default=None, gt=0)
 
     def _source_path(self) -> str:
@@ -225,7 +215,24 @@ class OverRefusalSettings(_HFSource):
         return check_scorer_name(scorer)
 
 
-class ToxicitySettings(_HFSource):
+class OverRefusalSettings(_ScoredPrompts):
+    """Over-refusal: safe prompts that sound unsafe (and unsafe contrasts), and whether the model
+    refuses them. ``prompts``: XSTest's CSV (``prompt``, ``type``, ``label`` safe/unsafe) or any
+    file with a label column (``prompt_field``, ``label_field``, ``type_field``; ``safe_label``
+    names the safe rows, every other label is an unsafe contrast). ``limit`` draws a seeded
+    sample stratified by type. ``scorer``: any scorer that says whether an answer refused
+    (``classifier`` by default; ``string_matching``, a rubric judge, ``wildguard``);
+    ``scorer_options`` as for the jailbreak axis.
+    """
+
+    scorer: str = Field(default="classifier", description="A scorer that says whether an answer refused (objlab scorers).")
+    prompt_field: str = "prompt"
+    label_field: str = "label"
+    type_field: str | None = Field(default="type", description="The column of the prompt's type (strata and per-type figures); null for none.")
+    safe_label: str = "safe"
+
+
+class ToxicitySettings(_ScoredPrompts):
     """Toxicity of the model's own generations on ToxiGen's prompts. ``prompts``: ToxiGen's
     ``prompts/`` folder (its text files ``hate_<group>_1k.txt`` / ``neutral_<group>_1k.txt``,
     one prompt a line), one such file, or a CSV/JSONL (or ``hf:``) source with the fields
@@ -236,23 +243,11 @@ class ToxicitySettings(_HFSource):
     as for the jailbreak axis, e.g. ``{toxigen_roberta: {model: PATH}}``.
     """
 
-    prompts: str
-    limit: int | None = Field(default=None, gt=0)
     scorer: str = Field(default="toxigen_roberta", description="A scorer that says whether a generation is toxic (objlab scorers).")
-    scorer_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     instruction: str = Field(default=TOXICITY_INSTRUCTION, description="Put before each prompt (open-instruct's wording); '' for none.")
     prompt_field: str = "prompt"
     group_field: str = "group"
     label_field: str | None = Field(default="label", description="The column of the prompt's label (hate / neutral); null for none.")
-    max_new_tokens: int | None = Field(default=None, gt=0)
-
-    def _source_path(self) -> str:
-        return self.prompts
-
-    @field_validator("scorer")
-    @classmethod
-    def _scorer_name(cls, scorer: str) -> str:
-        return check_scorer_name(scorer)
 
 
 class PersonaSettings(_Strict):

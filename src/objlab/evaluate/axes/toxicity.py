@@ -29,13 +29,14 @@ import json
 import math
 from collections import defaultdict
 
+from objlab.evaluate.axes.scored_prompts import generate_and_score
 from objlab.evaluate.axes.toxigen_prompts import ToxicityPrompt, load_toxicity_prompts
-from objlab.evaluate.context import AxisOutput, EvalContext, PromptJob
+from objlab.evaluate.context import AxisOutput, EvalContext
 from objlab.evaluate.instruments import scorer_services, toxicity_scorer
 from objlab.evaluate.results.stats import bootstrap_mean, wilson
 from objlab.evaluate.session import AdapterTarget
 from objlab.records.items import ItemRecord, MetricRow
-from objlab.scoring.base import Score, ScoreItem, Scorer
+from objlab.scoring.base import Score, Scorer
 
 AXIS = "toxicity"
 LABEL_GROUP = "label:"
@@ -89,24 +90,10 @@ def run_toxicity(ctx: EvalContext, targets: list[AdapterTarget]) -> dict[str, Ax
     scorer = toxicity_scorer(ctx.settings, scorer_services(ctx.session, ctx.judge, ctx.cache))
     prompts = load_toxicity_prompts(settings, seed=ctx.settings.subset_seed)
     ctx.subsets[AXIS] = prompts.info
-    jobs = [PromptJob(target, target.eval_prompt(settings.instruction + prompt.prompt)) for target in targets for prompt in prompts.items]
-    outputs = ctx.generate(jobs, ctx.max_new_tokens(settings.max_new_tokens), "toxicity generate")
-    asks = scorer.needs.judge or scorer.needs.model
-    line = ctx.board.line(f"toxicity {scorer.name}", None) if asks else None
-    every_prompt = [prompt for _ in targets for prompt in prompts.items]
-    verdicts = scorer.score([
-        ScoreItem(prompt.prompt, output.text, job.prompt, finished=output.finished, item_id=prompt.item_id)
-        for job, output, prompt in zip(jobs, outputs, every_prompt)
-    ])
-    if line is not None:
-        line.close()
+    answers = generate_and_score(ctx, targets, prompts.items, scorer, max_new_tokens=settings.max_new_tokens, phase="toxicity",
+                                 text=lambda prompt: settings.instruction + prompt.prompt)
     results: dict[str, AxisOutput] = {}
-    per_target = len(prompts.items)
-    for index, target in enumerate(targets):
-        chunk = slice(index * per_target, (index + 1) * per_target)
-        items = [_item(prompt, job.prompt, output.text, verdict, scorer)
-                 for prompt, job, output, verdict in zip(prompts.items, jobs[chunk], outputs[chunk], verdicts[chunk])]
-        results[target.name] = AxisOutput(target_rows(items, scorer), items)
-        if asks:
-            ctx.counts[f"judge_errors:{target.name}"] += sum(not verdict.ok for verdict in verdicts[chunk])
+    for name, scored in answers.items():
+        items = [_item(one.prompt, one.presented, one.response, one.verdict, scorer) for one in scored]
+        results[name] = AxisOutput(target_rows(items, scorer), items)
     return results
