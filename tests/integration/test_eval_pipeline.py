@@ -134,8 +134,8 @@ def test_rubric_task_without_judge_is_skipped(make_config, tmp_path):
 
 
 def test_cli_evaluate_with_baseline(make_config, tmp_path, adapters):
-    config = make_config(eval=eval_section(tmp_path, jailbreak={"prompts": str(tmp_path / "forbidden.csv"), "attacks": ["none"]}))
-    config_path = tmp_path / "config.yaml"
+    make_config(eval=eval_section(tmp_path, jailbreak={"prompts": str(tmp_path / "forbidden.csv"), "attacks": ["none"]}))
+    config_path = tmp_path / "config.yaml"  # written by make_config
     runner = CliRunner()
     base = runner.invoke(app, ["evaluate", str(config_path), "--out", str(tmp_path / "base")])
     assert base.exit_code == 0, base.output
