@@ -143,6 +143,15 @@ class Scorer(ABC):
     identity: str = ""  # versioned name in tables and the verdict cache (set by the instance)
     label: str = ""  # the scorer and whose instrument it is, in a few words (figures' titles)
 
+    @staticmethod
+    def known_options(options: dict[str, Any], *known: str) -> dict[str, Any]:
+        """The given options among ``known``; any other is a ``TypeError`` naming it and the
+        known ones (shown in the config error of the field that gave them)."""
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise TypeError(f"unknown option(s) {unknown} (known: {', '.join(known)})")
+        return dict(options)
+
     @classmethod
     def build(cls, options: dict[str, Any], services: ScorerServices) -> Scorer:
         """A scorer from its options; unknown options are a ``TypeError`` naming them."""

@@ -35,11 +35,9 @@ class CorrectnessScorer(Scorer):
 
     @classmethod
     def build(cls, options: dict[str, Any], services: ScorerServices) -> CorrectnessScorer:
-        options = dict(options)
-        unanswered = float(options.pop("unanswered", 0.5))
-        unfinished = options.pop("unfinished", None)
-        if options:
-            raise TypeError(f"unknown option(s) {sorted(options)} (known: unanswered, unfinished)")
+        options = cls.known_options(options, "unanswered", "unfinished")
+        unanswered = float(options.get("unanswered", 0.5))
+        unfinished = options.get("unfinished")
         return cls(unanswered, None if unfinished is None else float(unfinished))
 
     def score(self, items: Sequence[ScoreItem]) -> list[Score]:

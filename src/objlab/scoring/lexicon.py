@@ -44,10 +44,7 @@ class LexiconScorer(Scorer):
 
     @classmethod
     def build(cls, options: dict[str, Any], services: ScorerServices) -> LexiconScorer:
-        options = dict(options)
-        markers = options.pop("markers", None)
-        if options:
-            raise TypeError(f"unknown option(s) {sorted(options)} (known: markers)")
+        markers = cls.known_options(options, "markers").get("markers")
         return cls(markers)
 
     def score(self, items: Sequence[ScoreItem]) -> list[Score]:

@@ -91,11 +91,8 @@ class StrongRejectRubric(RubricJudge):
 
     @classmethod
     def build(cls, options: dict[str, Any], services: ScorerServices) -> StrongRejectRubric:
-        options = dict(options)
-        path = options.pop("path", None)
-        threshold = options.pop("threshold", None)
-        if options:
-            raise TypeError(f"unknown option(s) {sorted(options)} (known: path, threshold)")
+        options = cls.known_options(options, "path", "threshold")
+        path, threshold = options.get("path"), options.get("threshold")
         if not path:
             raise TypeError("needs StrongREJECT's judge_templates.json (eval.judge.rubric)")
         return cls(_judge(services, cls.name), load_strongreject_rubric(path), threshold)
@@ -109,10 +106,7 @@ class ObjlabRubric(RubricJudge):
 
     @classmethod
     def build(cls, options: dict[str, Any], services: ScorerServices) -> ObjlabRubric:
-        options = dict(options)
-        threshold = options.pop("threshold", None)
-        if options:
-            raise TypeError(f"unknown option(s) {sorted(options)} (known: threshold)")
+        threshold = cls.known_options(options, "threshold").get("threshold")
         return cls(_judge(services, cls.name), OBJLAB_JAILBREAK_RUBRIC, threshold)
 
 

@@ -88,10 +88,7 @@ class StringMatching(Scorer):
 
     @classmethod
     def build(cls, options: dict[str, Any], services: ScorerServices) -> StringMatching:
-        options = dict(options)
-        path = options.pop("path", None)
-        if options:
-            raise TypeError(f"unknown option(s) {sorted(options)} (known: path)")
+        path = cls.known_options(options, "path").get("path")
         if not path:
             raise TypeError("needs the path of StrongREJECT's string_matching.txt (eval.jailbreak.string_matching)")
         return cls(load_phrases(path))

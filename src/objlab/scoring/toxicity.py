@@ -54,10 +54,8 @@ class ToxigenRoberta(LocalJudge):
 
     @classmethod
     def build(cls, options: dict[str, Any], services: ScorerServices) -> ToxigenRoberta:
-        model, load, cache, batch_size, options = cls._common(options, services)
-        threshold = float(options.pop("threshold", DEFAULT_THRESHOLD))
-        if options:
-            raise TypeError(f"unknown option(s) {sorted(options)} (known: model, threshold, batch_size)")
+        model, load, cache, batch_size, given = cls._common(options, services, "threshold")
+        threshold = float(given.get("threshold", DEFAULT_THRESHOLD))
         if not 0.0 < threshold <= 1.0:
             raise TypeError(f"threshold must lie in (0, 1], got {threshold}")
         return cls(model, load, cache, batch_size, threshold)
