@@ -11,6 +11,12 @@ A row has ``question``, ``options`` (a list of 2 to 26 texts) and the correct op
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from objlab.data.loaders import raise_row_errors
+from objlab.data.records import LoadedRows, RowError
+
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 CHOICE_INSTRUCTION = "Answer with the letter of the correct option."
 ANSWER_FIELDS = ("answer_letter", "answer")
@@ -57,3 +63,29 @@ def choice_row_problem(row: dict) -> str | None:
         letters = option_letters(len(options))
         return f"field 'answer' must be a letter {letters[0]}-{letters[-1]} or one option's text"
     return None
+
+
+@dataclass(frozen=True)
+class ChoiceRow:
+    """A validated multiple-choice row: the row, its line, its options (stripped) and the
+    correct letter."""
+
+    row: dict
+    line: int
+    options: tuple[str, ...]
+    letter: str
+
+
+def choice_rows(loaded: LoadedRows) -> Iterator[ChoiceRow]:
+    """Every row of ``loaded`` as a ``ChoiceRow``, once all are valid: the rows with a problem
+    are refused together, each named by file and line."""
+    errors, rows = [], []
+    for row, line in zip(loaded.rows, loaded.lines):
+        problem = choice_row_problem(row)
+        if problem:
+            errors.append(RowError(loaded.source, line, problem))
+            continue
+        options = tuple(option.strip() for option in row["options"])
+        rows.append(ChoiceRow(row, line, options, choice_answer(row, list(options))))
+    raise_row_errors(errors, loaded.source)
+    return iter(rows)

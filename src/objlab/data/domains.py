@@ -22,9 +22,9 @@ SuperGPQA, whose response is built from the answer letter).
 from __future__ import annotations
 
 from objlab.config.sections import DataSettings
-from objlab.data.choice import choice_answer, choice_answer_turn, choice_prompt, choice_row_problem
-from objlab.data.loaders import LoadedRows, raise_row_errors, require_text_fields, row_id
-from objlab.data.records import Example, RowError
+from objlab.data.choice import choice_answer_turn, choice_prompt, choice_rows
+from objlab.data.loaders import LoadedRows, require_text_fields, row_id
+from objlab.data.records import Example
 from objlab.data.tasks import _rejected_column, task_adapter
 from objlab.errors import ConfigError
 
@@ -40,20 +40,13 @@ def supergpqa_examples(loaded: LoadedRows, settings: DataSettings) -> list[Examp
         raise ConfigError("data.response_field: task supergpqa builds the response from the answer letter; remove response_field")
     question = settings.prompt_field or "question"
     require_text_fields(loaded, [question, *_rejected_fields(settings)])
-    errors, examples = [], []
-    for row, line in zip(loaded.rows, loaded.lines):
-        problem = choice_row_problem(row)
-        if problem:
-            errors.append(RowError(loaded.source, line, problem))
-            continue
-        options = [option.strip() for option in row["options"]]
-        letter = choice_answer(row, options)
-        examples.append(Example(
-            id=row_id(loaded, line), prompt=choice_prompt(row[question].strip(), options),
-            response=choice_answer_turn(letter), rejected=_rejected_column(row, settings), answer=letter, source=loaded.source,
-        ))
-    raise_row_errors(errors, loaded.source)
-    return examples
+    return [
+        Example(
+            id=row_id(loaded, one.line), prompt=choice_prompt(one.row[question].strip(), one.options),
+            response=choice_answer_turn(one.letter), rejected=_rejected_column(one.row, settings), answer=one.letter, source=loaded.source,
+        )
+        for one in choice_rows(loaded)
+    ]
 
 
 def _pair_examples(loaded: LoadedRows, settings: DataSettings, prompt_default: str, response_default: str) -> list[Example]:

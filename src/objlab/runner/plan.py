@@ -175,18 +175,18 @@ def plan_evaluation(config: ExperimentConfig, checkpoints: int, inputs: PlanInpu
             generations += prompts
             tokens += prompts * (jailbreak.max_new_tokens or new_tokens)
             judge += prompts if judged else 0
-    if (overrefusal := settings.overrefusal) is not None:
-        count = inputs.items(f"over-refusal prompts ({overrefusal.prompts})", lambda: len(load_overrefusal_prompts(overrefusal, seed=settings.subset_seed)),
-                             overrefusal.prompts, overrefusal.limit, overrefusal.hf_config, overrefusal.hf_split) or 0
+    prompt_axes = (  # one generation per prompt, scored by the section's scorer
+        ("over-refusal", settings.overrefusal, load_overrefusal_prompts, overrefusal_needs_judge),
+        ("toxicity", settings.toxicity, load_toxicity_prompts, toxicity_needs_judge),
+    )
+    for label, section, load, needs_judge_of in prompt_axes:
+        if section is None:
+            continue
+        count = inputs.items(f"{label} prompts ({section.prompts})", lambda: len(load(section, seed=settings.subset_seed)),
+                             section.prompts, section.limit, section.hf_config, section.hf_split) or 0
         generations += count
-        tokens += count * (overrefusal.max_new_tokens or new_tokens)
-        judge += count if overrefusal_needs_judge(settings) else 0
-    if (toxicity := settings.toxicity) is not None:
-        count = inputs.items(f"toxicity prompts ({toxicity.prompts})", lambda: len(load_toxicity_prompts(toxicity, seed=settings.subset_seed)),
-                             toxicity.prompts, toxicity.limit, toxicity.hf_config, toxicity.hf_split) or 0
-        generations += count
-        tokens += count * (toxicity.max_new_tokens or new_tokens)
-        judge += count if toxicity_needs_judge(settings) else 0
+        tokens += count * (section.max_new_tokens or new_tokens)
+        judge += count if needs_judge_of(settings) else 0
     if settings.persona is not None:
         limit = settings.persona.limit
         for trait, path in settings.persona.trait_files().items():

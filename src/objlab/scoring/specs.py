@@ -146,15 +146,21 @@ def overrefusal_spec(settings: EvalSettings) -> ScorerSpec:
     return _section_spec(settings, "overrefusal")
 
 
+def _check_section_scorer(settings: EvalSettings, section: str, verdict: str, says: str, use: str) -> None:
+    """A prompt axis's scorer (``eval.<section>``) known, giving the ``verdict`` the axis reads,
+    with what it needs."""
+    if getattr(settings, section) is None:
+        return
+    spec = _section_spec(settings, section)
+    _check_needs(spec, settings)
+    if verdict not in spec.cls.verdicts:
+        raise ConfigError(f"{spec.where}: {spec.shown} does not say {says} (it gives {', '.join(sorted(spec.cls.verdicts))}); use {use}")
+
+
 def check_overrefusal(settings: EvalSettings) -> None:
     """The over-refusal scorer known, able to say whether an answer refused, with what it needs."""
-    if settings.overrefusal is None:
-        return
-    spec = overrefusal_spec(settings)
-    _check_needs(spec, settings)
-    if "refused" not in spec.cls.verdicts:
-        raise ConfigError(f"{spec.where}: {spec.shown} does not say whether an answer refused (it gives {', '.join(sorted(spec.cls.verdicts))}); "
-                          "use classifier, string_matching, a rubric judge or wildguard")
+    _check_section_scorer(settings, "overrefusal", "refused", "whether an answer refused",
+                          "classifier, string_matching, a rubric judge or wildguard")
 
 
 def toxicity_spec(settings: EvalSettings) -> ScorerSpec:
@@ -169,10 +175,5 @@ def toxicity_needs_judge(settings: EvalSettings) -> bool:
 def check_toxicity(settings: EvalSettings) -> None:
     """The toxicity scorer known, able to say whether a text is toxic (a success verdict), with
     what it needs."""
-    if settings.toxicity is None:
-        return
-    spec = toxicity_spec(settings)
-    _check_needs(spec, settings)
-    if "success" not in spec.cls.verdicts:
-        raise ConfigError(f"{spec.where}: {spec.shown} does not say whether a text is toxic (it gives {', '.join(sorted(spec.cls.verdicts))}); "
-                          "use toxigen_roberta, or a scorer with a success verdict")
+    _check_section_scorer(settings, "toxicity", "success", "whether a text is toxic",
+                          "toxigen_roberta, or a scorer with a success verdict")

@@ -78,9 +78,6 @@ def run_overrefusal(ctx: EvalContext, targets: list[AdapterTarget]) -> dict[str,
     scorer = overrefusal_scorer(ctx.settings, scorer_services(ctx.session, ctx.judge, ctx.cache))
     prompts = load_overrefusal_prompts(settings, seed=ctx.settings.subset_seed)
     ctx.subsets[AXIS] = prompts.info
-    answers = generate_and_score(ctx, targets, prompts.items, scorer, max_new_tokens=settings.max_new_tokens, phase="overrefusal")
-    results: dict[str, AxisOutput] = {}
-    for name, scored in answers.items():
-        items = [_item(one.prompt, one.presented, one.response, one.verdict, scorer) for one in scored]
-        results[name] = AxisOutput(target_rows(items, scorer), items)
-    return results
+    return generate_and_score(ctx, targets, prompts.items, scorer, max_new_tokens=settings.max_new_tokens, phase=AXIS,
+                              item=lambda one: _item(one.prompt, one.presented, one.response, one.verdict, scorer),
+                              rows=lambda items: target_rows(items, scorer))

@@ -3,7 +3,8 @@
 The shape the over-refusal and toxicity axes share: the prompts are presented as each target's
 objective presents them, decoded in one batched generation, and the configured scorer reads the
 (prompt, answer) pairs of every target together (a local judge loads once and batches across
-targets). Each axis turns the per-target results into its own items and figures.
+targets). Each axis says how one scored answer becomes its item and how a target's items
+become its figures.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from objlab.evaluate.context import EvalContext, PromptJob
+from objlab.evaluate.context import AxisOutput, EvalContext, PromptJob
 from objlab.evaluate.session import AdapterTarget
+from objlab.records.items import ItemRecord, MetricRow
 from objlab.scoring.base import Score, ScoreItem, Scorer
 
 
@@ -36,12 +38,15 @@ def generate_and_score(
     *,
     max_new_tokens: int | None,
     phase: str,
+    item: Callable[[Scored], ItemRecord],
+    rows: Callable[[list[ItemRecord]], list[MetricRow]],
     text: Callable[[Any], str] = lambda prompt: prompt.prompt,
-) -> dict[str, list[Scored]]:
-    """Per target name, its ``Scored`` answers in the order of ``prompts``. ``text(prompt)`` is
-    what the model is asked (before the target's own presentation); the scorer sees the
-    prompt's own text. A scorer that asks a model counts its error verdicts per target in
-    ``ctx.counts`` (``judge_errors:<target>``), as the jailbreak axis does."""
+) -> dict[str, AxisOutput]:
+    """Per target name, its axis output: ``item(scored)`` for each answer in the order of
+    ``prompts``, and ``rows(items)``. ``text(prompt)`` is what the model is asked (before the
+    target's own presentation); the scorer sees the prompt's own text. A scorer that asks a
+    model counts its error verdicts per target in ``ctx.counts`` (``judge_errors:<target>``),
+    as the jailbreak axis does."""
     jobs = [PromptJob(target, target.eval_prompt(text(prompt))) for target in targets for prompt in prompts]
     outputs = ctx.generate(jobs, ctx.max_new_tokens(max_new_tokens), f"{phase} generate")
     asks = scorer.needs.judge or scorer.needs.model
@@ -53,11 +58,12 @@ def generate_and_score(
     ])
     if line is not None:
         line.close()
-    results: dict[str, list[Scored]] = {}
+    results: dict[str, AxisOutput] = {}
     for index, target in enumerate(targets):
         chunk = slice(index * len(prompts), (index + 1) * len(prompts))
-        results[target.name] = [Scored(prompt, job.prompt, output.text, verdict)
-                                for prompt, job, output, verdict in zip(prompts, jobs[chunk], outputs[chunk], verdicts[chunk])]
+        items = [item(Scored(prompt, job.prompt, output.text, verdict))
+                 for prompt, job, output, verdict in zip(prompts, jobs[chunk], outputs[chunk], verdicts[chunk])]
+        results[target.name] = AxisOutput(rows(items), items)
         if asks:
             ctx.counts[f"judge_errors:{target.name}"] += sum(not verdict.ok for verdict in verdicts[chunk])
     return results

@@ -24,7 +24,7 @@ from objlab.data.loaders import (
     require_text_fields,
     row_id,
 )
-from objlab.data.choice import choice_answer, choice_row_problem
+from objlab.data.choice import choice_rows
 from objlab.data.records import RowError
 from objlab.data.select import rename_fields, select_rows
 from objlab.data.tasks import adapt_rows, load_examples
@@ -122,15 +122,7 @@ def load_choice(source: str, limit: int | None = None, *, seed: int = 0, hf_conf
     (letter or option text), validated as the ``supergpqa`` task adapter validates them."""
     loaded = _read(source, hf_config, split, "multiple-choice questions", where, holdout, fields)
     require_text_fields(loaded, ["question"])
-    errors, items = [], []
-    for row, line in zip(loaded.rows, loaded.lines):
-        problem = choice_row_problem(row)
-        if problem:
-            errors.append(RowError(loaded.source, line, problem))
-            continue
-        options = tuple(option.strip() for option in row["options"])
-        items.append(ChoiceItem(row_id(loaded, line), row["question"].strip(), options, choice_answer(row, list(options))))
-    raise_row_errors(errors, loaded.source)
+    items = [ChoiceItem(row_id(loaded, one.line), one.row["question"].strip(), one.options, one.letter) for one in choice_rows(loaded)]
     chosen, info = sample_positions(loaded, limit, seed, CATEGORY_FIELD)
     return Sampled([items[i] for i in chosen], info)
 

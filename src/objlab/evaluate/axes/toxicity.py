@@ -90,10 +90,6 @@ def run_toxicity(ctx: EvalContext, targets: list[AdapterTarget]) -> dict[str, Ax
     scorer = toxicity_scorer(ctx.settings, scorer_services(ctx.session, ctx.judge, ctx.cache))
     prompts = load_toxicity_prompts(settings, seed=ctx.settings.subset_seed)
     ctx.subsets[AXIS] = prompts.info
-    answers = generate_and_score(ctx, targets, prompts.items, scorer, max_new_tokens=settings.max_new_tokens, phase="toxicity",
-                                 text=lambda prompt: settings.instruction + prompt.prompt)
-    results: dict[str, AxisOutput] = {}
-    for name, scored in answers.items():
-        items = [_item(one.prompt, one.presented, one.response, one.verdict, scorer) for one in scored]
-        results[name] = AxisOutput(target_rows(items, scorer), items)
-    return results
+    return generate_and_score(ctx, targets, prompts.items, scorer, max_new_tokens=settings.max_new_tokens, phase=AXIS,
+                              item=lambda one: _item(one.prompt, one.presented, one.response, one.verdict, scorer),
+                              rows=lambda items: target_rows(items, scorer), text=lambda prompt: settings.instruction + prompt.prompt)
