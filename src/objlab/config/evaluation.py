@@ -141,7 +141,26 @@ class TranslatorSettings(_Strict):
         return self
 
 
-class JailbreakSettings(_HFSource):
+class _ScoredPrompts(_HFSource):
+    """A prompt file whose answers a configured scorer reads (``scorer``, ``scorer_options`` as
+    for the jailbreak axis); ``limit`` draws a seeded stratified sample."""
+
+    prompts: str
+    limit: int | None = Field(default=None, gt=0)
+    scorer: str
+    scorer_options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Options per scorer name, e.g. {llama_guard: {model: PATH}}.")
+    max_new_tokens: int | None = Field(default=None, gt=0)
+
+    def _source_path(self) -> str:
+        return self.prompts
+
+    @field_validator("scorer")
+    @classmethod
+    def _scorer_name(cls, scorer: str) -> str:
+        return check_scorer_name(scorer)
+
+
+class JailbreakSettings(_ScoredPrompts):
     """Forbidden prompts (StrongREJECT CSV: category, source, forbidden_prompt) x attacks.
 
     ``attacks`` names attacks and named sets (``seed5``); ``strongreject`` points at the user's
@@ -159,21 +178,14 @@ class JailbreakSettings(_HFSource):
     this, instead of "the judge says not refused".
     """
 
-    prompts: str
     attacks: list[str] = Field(default_factory=lambda: list(DEFAULT_ATTACKS))
     attacks_dir: str | None = Field(default=None, description="Extra attack templates (YAML files).")
     strongreject: str | None = Field(default=None, description="StrongREJECT's wrapping_jailbreaks.json, or a directory holding it.")
     string_matching: str | None = Field(default=None, description="StrongREJECT's string_matching.txt (refusal phrases).")
-    limit: int | None = Field(default=None, gt=0)
     translator: TranslatorSettings | None = None
     scorer: str = Field(default="auto", description="auto | judge | a registered scorer (objlab scorers) | python:module:function")
     scorers: list[str] | None = Field(default=None, description="Scorers reported beside the primary one (default: classifier, and string_matching when its file is given).")
-    scorer_options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Options per scorer name, e.g. {llama_guard: {model: PATH}}.")
     success_threshold: float | None = Field(default=None, gt=0, le=1)
-    max_new_tokens: int | None = Field(default=None, gt=0)
-
-    def _source_path(self) -> str:
-        return self.prompts
 
     @field_validator("scorer")
     @classmethod
@@ -194,25 +206,6 @@ class JailbreakSettings(_HFSource):
         if self.success_threshold is not None and self.scorer not in RUBRIC_SCORERS:
             raise ValueError(f"success_threshold applies to a judge's rubric score; the scorer {self.scorer!r} is not a rubric judge")
         return self
-
-
-class _ScoredPrompts(_HFSource):
-    """A prompt file whose answers a configured scorer reads (``scorer``, ``scorer_options`` as
-    for the jailbreak axis); ``limit`` draws a seeded stratified sample."""
-
-    prompts: str
-    limit: int | None = Field(default=None, gt=0)
-    scorer: str
-    scorer_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    max_new_tokens: int | None = Field(default=None, gt=0)
-
-    def _source_path(self) -> str:
-        return self.prompts
-
-    @field_validator("scorer")
-    @classmethod
-    def _scorer_name(cls, scorer: str) -> str:
-        return check_scorer_name(scorer)
 
 
 class OverRefusalSettings(_ScoredPrompts):
