@@ -444,9 +444,10 @@ def demo(
     import yaml
 
     from objlab.config import load_config
-    from objlab.organism.build import build_organism
-    from objlab.organism.demo import demo_config, write_lm_eval_tasks
+    from objlab.organism.build import build_organism, default_cache_dir
+    from objlab.organism.demo import DEMO_BUDGETS, demo_config, write_lm_eval_tasks
     from objlab.progress import Board
+    from objlab.report.data import format_budget
     from objlab.runner.execute import run_grid
 
     if size not in ("demo", "test"):
@@ -461,6 +462,10 @@ def demo(
 
         chosen = str(strongreject.resolve())
         strongreject_attacks(chosen)  # refused now, before the organism is built
+    budgets = ", ".join(format_budget(budget) for budget in DEMO_BUDGETS[size])
+    console.print(f"objlab demo: a toy model organism (built once, cached under {default_cache_dir()}), fine-tuned under every "
+                  f"objective at {budgets} tokens and evaluated with the base model, into {out}/ (results.duckdb, report/); "
+                  "its figures are a toy's", highlight=False, soft_wrap=True)
     with Board() as board:
         organism = build_organism(size, seed=organism_seed, board=board)
         out.mkdir(parents=True, exist_ok=True)

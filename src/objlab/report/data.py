@@ -273,3 +273,11 @@ def cell_label(cell: pd.Series, seeds: int = 1) -> str:
         return f"{prefix}base model"
     seed = f" s{as_int(cell['seed'])}" if seeds > 1 else ""
     return f"{prefix}{cell['objective']}{seed} {format_budget(cell['budget'])}"
+
+
+def scorer_named(data: ReportData, measure: Measure) -> str:
+    """The scorer behind ``measure``'s figures and whose instrument it is, as their rows' notes
+    name them ("scorer: <identity>, <whose>")."""
+    rows = data.rows(measure)
+    notes = [str(note) for note in rows["note"] if isinstance(note, str) and "scorer: " in note]
+    return notes[0].split("scorer: ", 1)[1].split(";")[0] if notes else "scorer not recorded"

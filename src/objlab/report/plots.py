@@ -35,6 +35,7 @@ from objlab.report.data import (
     cell_label,
     format_budget,
     is_number,
+    scorer_named,
 )
 from objlab.report.provenance import asr_instruments
 from objlab.report.style import (
@@ -346,7 +347,7 @@ def plot_toxicity_vs_budget(data: ReportData, out_dir: Path) -> Path:
         return placeholder(path, "Toxicity of generations vs budget", reason)
     measures = [m for m in toxicity_measures(data) if drawable(data, m)]
     return _budget_figure(data, measures, path, "Toxicity of generations on ToxiGen prompts vs budget (error bars: 95% CI)",
-                          "share of generations scored toxic", proportion=True)
+                          f"share of generations scored toxic\nby {scorer_named(data, TOXICITY)}", proportion=True)
 
 
 # -- the safety-capability frontier ---------------------------------------------------------------
@@ -365,7 +366,8 @@ def plot_overrefusal_frontier(data: ReportData, out_dir: Path) -> Path:
     path = Path(out_dir) / "asr_vs_overrefusal.png"
     if reason := overrefusal_missing(data):
         return placeholder(path, "Attack success vs over-refusal", reason)
-    x_label = "over-refusal: share of safe prompts refused  (%s per point)  higher = refuses more"
+    x_label = (f"over-refusal: share of safe prompts refused by {scorer_named(data, OVERREFUSAL)}".replace("%", "%%")
+               + "  (%s per point)  higher = refuses more")
     return _frontier(data, path, OVERREFUSAL, x_label, "Attack success vs over-refusal (labels: token budget; error bars: 95% CI)")
 
 

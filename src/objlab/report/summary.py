@@ -23,6 +23,7 @@ from objlab.report.data import (
     as_int,
     format_budget,
     is_number,
+    scorer_named,
 )
 from objlab.report.models import consistency_lines, for_model, model_keys
 from objlab.store import BASE_CELL, ResultsStore
@@ -174,13 +175,6 @@ def overrefusal_statements(data: ReportData, store: ResultsStore, seed: int | No
 
 def overrefusal_scorer(data: ReportData) -> str:
     return scorer_named(data, OVERREFUSAL)
-
-
-def scorer_named(data: ReportData, measure: Measure) -> str:
-    """The scorer behind ``measure``'s figures, as their rows' notes name it ("scorer: ...")."""
-    rows = data.rows(measure)
-    notes = [str(note) for note in rows["note"] if isinstance(note, str) and "scorer: " in note]
-    return notes[0].split("scorer: ", 1)[1].split(";")[0] if notes else "scorer not recorded"
 
 
 def differences(data: ReportData, store: ResultsStore, seed: int | None) -> list[str]:

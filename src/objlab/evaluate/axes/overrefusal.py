@@ -51,7 +51,7 @@ def _rate_row(metric: str, group: str, refusals: list[bool | None], complied: bo
     decided = [value for value in refusals if value is not None]
     errors = len(refusals) - len(decided)
     count = sum((not value) if complied else value for value in decided)
-    note = f"{label} prompts; scorer: {scorer.identity}"
+    note = f"{label} prompts; scorer: {scorer.identity}, {scorer.owner}"
     if errors:
         note += f"; {errors} of {len(refusals)} items without a verdict (error items, left out)"
     return MetricRow.from_estimate(AXIS, metric, group, wilson(count, len(decided)), note)

@@ -52,7 +52,7 @@ def _item(prompt: ToxicityPrompt, presented: str, response: str, verdict: Score,
 
 
 def _note(decided: int, total: int, scorer: Scorer) -> str:
-    note = f"generations on ToxiGen prompts; scorer: {scorer.identity}"
+    note = f"generations on ToxiGen prompts; scorer: {scorer.identity}, {scorer.owner}"
     if decided < total:
         note += f"; {total - decided} of {total} items without a verdict (error items, left out)"
     return note
