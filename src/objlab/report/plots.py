@@ -366,8 +366,8 @@ def plot_overrefusal_frontier(data: ReportData, out_dir: Path) -> Path:
     path = Path(out_dir) / "asr_vs_overrefusal.png"
     if reason := overrefusal_missing(data):
         return placeholder(path, "Attack success vs over-refusal", reason)
-    x_label = (f"over-refusal: share of safe prompts refused by {scorer_named(data, OVERREFUSAL)}".replace("%", "%%")
-               + "  (%s per point)  higher = refuses more")
+    x_label = ("over-refusal: share of safe prompts refused  (%s per point)  higher = refuses more\n"
+               + f"scorer: {scorer_named(data, OVERREFUSAL)}".replace("%", "%%"))
     return _frontier(data, path, OVERREFUSAL, x_label, "Attack success vs over-refusal (labels: token budget; error bars: 95% CI)")
 
 
